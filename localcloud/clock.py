@@ -1,0 +1,84 @@
+"""The virtual clock: every state machine in the local cloud moves only when it moves.
+
+Timers are kept in a heap ordered by (due time, sequence), so two runs of the same scenario
+fire the same callbacks in the same order: runs are deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
+
+
+@dataclass(order=True)
+class _Timer:
+    due: float
+    seq: int
+    label: str = field(compare=False)
+    callback: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class VirtualClock:
+    """Simulated time in epoch seconds; `advance` runs every timer that falls due, in order."""
+
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        self.start = start.timestamp()
+        self.now = self.start
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+
+    @property
+    def elapsed(self) -> float:
+        """Simulated seconds since the clock started."""
+        return self.now - self.start
+
+    def iso(self, at: float | None = None) -> str:
+        """UTC time as ECS writes it: 2026-01-05T09:00:00Z."""
+        moment = self.now if at is None else at
+        return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def iso_millis(self, at: float | None = None) -> str:
+        moment = self.now if at is None else at
+        return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    def call_at(self, due: float, callback: Callable[[], None], label: str = "") -> _Timer:
+        timer = _Timer(max(due, self.now), next(self._seq), label, callback)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], None], label: str = "") -> _Timer:
+        return self.call_at(self.now + max(0.0, delay), callback, label)
+
+    def next_due(self) -> float | None:
+        """When the next live timer fires, or None when nothing is scheduled."""
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0].due if self._timers else None
+
+    def advance_to(self, target: float) -> int:
+        """Move to `target`, firing due timers (including ones they schedule). Returns timers fired."""
+        fired = 0
+        while True:
+            due = self.next_due()
+            if due is None or due > target:
+                break
+            timer = heapq.heappop(self._timers)
+            self.now = max(self.now, timer.due)
+            timer.callback()
+            fired += 1
+        self.now = max(self.now, target)
+        return fired
+
+    def advance(self, seconds: float) -> int:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        return self.advance_to(self.now + seconds)
+
+    def pending(self) -> int:
+        return sum(1 for t in self._timers if not t.cancelled)

@@ -1,0 +1,207 @@
+"""Scenario files: a region to emulate, described in YAML.
+
+    region: cn-hangzhou
+    account_id: "1234567890123456"
+    seed: 7
+    timings: {image_seconds_per_gib: 10, check_seconds: 300, repair_seconds: 1200}
+    quotas: {images: 100}
+    rate_limits: {CreateImage: 5}            # calls per (virtual) second, per action
+    instances:
+      - id: i-web1
+        type: ecs.g7.large                   # i/d-series types get local disks
+        status: Running
+        os: linux
+        platform: Ubuntu
+        disks: [{type: system, category: cloud_essd, size: 40}, {type: data, category: cloud_essd, size: 100}]
+        tags: {env: prod}
+        guest: {check_failures: [Nvme], secrets: [/root/.ssh/id_rsa], system_disk_free_mb: 5000}
+    faults:
+      - {action: CreateImage, code: ServiceUnavailable, nth: 2}
+
+Unknown keys are errors that name the key and the keys allowed there: a typo must not pass silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from localcloud.clock import DEFAULT_START
+from localcloud.guest.sandbox import GuestSpec
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be loaded; the message names the file, the key and what to do."""
+
+
+@dataclass
+class Timings:
+    image_seconds_per_gib: float = 10.0
+    snapshot_seconds_per_gib: float | None = None  # default: image_seconds_per_gib
+    usable_seconds: float = 30.0  # Available → Usable
+    check_seconds: float = 300.0  # image check: Processing → Finished
+    repair_seconds: float = 1200.0  # ACS-ECS-RepairImage end to end
+    stop_seconds: float = 10.0
+    start_seconds: float = 15.0
+    pending_seconds: float = 30.0
+    command_seconds: float = 2.0  # Cloud Assistant delivery + run
+    client_timeout_seconds: float = 60.0  # Cloud Assistant delivery timeout (no client → Aborted)
+
+    @property
+    def snapshot_per_gib(self) -> float:
+        return self.image_seconds_per_gib if self.snapshot_seconds_per_gib is None else self.snapshot_seconds_per_gib
+
+
+@dataclass
+class Quotas:
+    images: int = 200
+    snapshots: int = 1000
+
+
+@dataclass
+class DiskSpec:
+    type: str = "system"
+    category: str = "cloud_essd"
+    size: int = 40
+    encrypted: bool = False
+    id: str | None = None
+
+
+@dataclass
+class InstanceSpec:
+    id: str
+    type: str = "ecs.g7.large"
+    status: str = "Running"
+    name: str | None = None
+    os: str = "linux"
+    platform: str = "Ubuntu"
+    os_name: str | None = None
+    architecture: str = "x86_64"
+    zone: str | None = None
+    image_id: str | None = None
+    disks: list[DiskSpec] = field(default_factory=lambda: [DiskSpec()])
+    tags: dict[str, str] = field(default_factory=dict)
+    locks: list[str] = field(default_factory=list)  # OperationLocks reasons, e.g. security, financial
+    guest: GuestSpec = field(default_factory=GuestSpec)
+    create_image_failures: int = 0  # the first N images made from this instance end CreateFailed
+
+
+@dataclass
+class Scenario:
+    region: str = "cn-hangzhou"
+    account_id: str = "1234567890123456"
+    seed: int = 0
+    start_time: datetime = DEFAULT_START
+    timings: Timings = field(default_factory=Timings)
+    quotas: Quotas = field(default_factory=Quotas)
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    oos_events: str = "failed"  # failed: only Failed executions publish an event (as documented) | all
+    instances: list[InstanceSpec] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # for pipeline runs; kept as given
+    source: str = "<inline>"
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenario:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ScenarioError(f"{path}: no such scenario file") from None
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+        return cls.from_mapping(data or {}, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "<inline>") -> Scenario:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{source}: a scenario is a mapping of keys, got {type(data).__name__}")
+        _check_keys(data, cls, source, "", skip={"source"})
+        scenario = cls(source=source)
+        for key in ("region", "account_id", "oos_events"):
+            if key in data:
+                setattr(scenario, key, str(data[key]))
+        if scenario.oos_events not in ("failed", "all"):
+            raise ScenarioError(f"{source}: oos_events must be 'failed' or 'all', got {scenario.oos_events!r}")
+        if "seed" in data:
+            scenario.seed = _typed(data["seed"], int, source, "seed")
+        if "start_time" in data:
+            scenario.start_time = _parse_time(data["start_time"], source)
+        scenario.timings = _dataclass_from(Timings, data.get("timings") or {}, source, "timings")
+        scenario.quotas = _dataclass_from(Quotas, data.get("quotas") or {}, source, "quotas")
+        scenario.rate_limits = dict(data.get("rate_limits") or {})
+        scenario.faults = list(data.get("faults") or [])
+        scenario.actions = list(data.get("actions") or [])
+        seen: set[str] = set()
+        for index, raw in enumerate(data.get("instances") or []):
+            spec = _instance_from(raw, source, f"instances[{index}]")
+            if spec.id in seen:
+                raise ScenarioError(f"{source}: instances[{index}]: duplicate instance id {spec.id!r}")
+            seen.add(spec.id)
+            scenario.instances.append(spec)
+        return scenario
+
+
+def _instance_from(raw: Any, source: str, where: str) -> InstanceSpec:
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise ScenarioError(f"{source}: {where}: an instance is a mapping with at least an 'id'")
+    _check_keys(raw, InstanceSpec, source, where)
+    values = {k: v for k, v in raw.items() if k not in ("disks", "guest", "tags", "locks")}
+    spec = _dataclass_from(InstanceSpec, values, source, where)
+    if "disks" in raw:
+        disks = raw["disks"] or []
+        spec.disks = [_dataclass_from(DiskSpec, d, source, f"{where}.disks[{i}]") for i, d in enumerate(disks)]
+    if sum(1 for d in spec.disks if d.type == "system") != 1:
+        raise ScenarioError(f"{source}: {where}: an instance needs exactly one disk of type 'system'")
+    for i, disk in enumerate(spec.disks):
+        if disk.type not in ("system", "data"):
+            raise ScenarioError(f"{source}: {where}.disks[{i}].type must be system or data, got {disk.type!r}")
+    spec.tags = {str(k): "" if v is None else str(v) for k, v in (raw.get("tags") or {}).items()}
+    spec.locks = [str(x) for x in raw.get("locks") or []]
+    try:
+        spec.guest = GuestSpec.from_mapping(raw.get("guest") or {})
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: {where}.guest: {exc}") from None
+    if spec.os not in ("linux", "windows"):
+        raise ScenarioError(f"{source}: {where}.os must be linux or windows, got {spec.os!r}")
+    if spec.status not in ("Pending", "Running", "Starting", "Stopping", "Stopped"):
+        raise ScenarioError(f"{source}: {where}.status must be one of Pending, Running, Stopped")
+    return spec
+
+
+def _check_keys(data: dict[str, Any], klass: type, source: str, where: str, skip: set[str] = frozenset()) -> None:
+    allowed = {f.name for f in fields(klass)} - set(skip)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        raise ScenarioError(f"{source}: {prefix}unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _dataclass_from(klass: type, data: Any, source: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: {where} must be a mapping, got {data!r}")
+    _check_keys(data, klass, source, where)
+    try:
+        return klass(**data)
+    except TypeError as exc:
+        raise ScenarioError(f"{source}: {where}: {exc}") from None
+
+
+def _typed(value: Any, kind: type, source: str, where: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ScenarioError(f"{source}: {where} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _parse_time(value: Any, source: str) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ScenarioError(f"{source}: start_time must be ISO 8601, e.g. 2026-01-05T09:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

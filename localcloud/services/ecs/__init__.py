@@ -1,0 +1,65 @@
+"""Emulated ECS (2014-05-26): instances, disks, images (with the image check), snapshots, tags and
+Cloud Assistant. One mixin per resource family, moto style; state lives on EcsService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localcloud.errors import ApiError, missing_parameter
+from localcloud.guest.sandbox import GuestSandbox
+from localcloud.services.base import Service
+from localcloud.services.ecs.assistant import AssistantMixin, Invocation
+from localcloud.services.ecs.images import ImagesMixin
+from localcloud.services.ecs.instances import InstancesMixin
+from localcloud.services.ecs.models import Disk, Image, Instance, Snapshot
+from localcloud.services.ecs.snapshots import SnapshotsMixin
+from localcloud.services.ecs.tags import TagsMixin
+from localcloud.wire import Params
+
+
+class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, AssistantMixin, Service):
+    name = "ecs"
+    product = "Ecs"
+    host = "ecs.aliyuncs.com"
+
+    def __init__(self, cloud: Any) -> None:
+        super().__init__(cloud)
+        self.instances: dict[str, Instance] = {}
+        self.disks: dict[str, Disk] = {}
+        self.images: dict[str, Image] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.invocations: dict[str, Invocation] = {}
+        self.client_tokens: dict[tuple[str, str], tuple[str, str]] = {}
+        self.sandboxes: dict[str, GuestSandbox] = {}
+        self._load_public_images()
+
+    def _region(self, p: Params) -> str:
+        """RegionId is required by most ECS APIs; the local cloud serves exactly one region."""
+        region = p.str("RegionId")
+        if not region:
+            raise missing_parameter("RegionId")
+        if region != self.cloud.region:
+            raise ApiError(
+                "InvalidRegionId.NotFound",
+                f"The specified RegionId {region!r} does not exist here: this local cloud serves {self.cloud.region}.",
+                404,
+            )
+        return region
+
+    def close(self) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.cleanup()
+        self.sandboxes.clear()
+
+    def state(self) -> dict[str, Any]:
+        region, account, now = self.cloud.region, self.cloud.account_id, self.cloud.clock.now
+        return {
+            "instances": [i.to_api(region, self.instance_disks(i)) for i in self.instances.values()],
+            "disks": [d.to_api(region) for d in self.disks.values()],
+            "images": [
+                i.to_api(region, account, now, self.image_usage(i))
+                for i in self.images.values()
+                if i.owner_alias == "self"
+            ],
+            "snapshots": [s.to_api(region, now, self.snapshot_usage(s)) for s in self.snapshots.values()],
+        }

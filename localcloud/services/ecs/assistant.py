@@ -1,0 +1,326 @@
+"""Cloud Assistant: RunCommand, DescribeInvocations, DescribeInvocationResults.
+
+A RunCommand script really runs, under bash on this host, against a sandbox root built from the
+instance's `guest:` description (see localcloud/guest/sandbox.py); its result is revealed when
+the invocation finishes on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from localcloud.errors import ApiError, missing_parameter, not_found
+from localcloud.guest.sandbox import GuestDisk, GuestSandbox
+from localcloud.services.base import api
+from localcloud.services.ecs.instances import _page
+from localcloud.wire import Params, decode_content
+
+if TYPE_CHECKING:
+    from localcloud.services.ecs import EcsService
+    from localcloud.services.ecs.models import Instance
+
+COMMAND_TYPES = ("RunShellScript", "RunBatScript", "RunPowerShellScript")
+MAX_CONTENT_BYTES = 16 * 1024  # plain text; 24 KB once Base64-encoded
+_PARAMETER = re.compile(r"\{\{\s*([A-Za-z0-9_\-]+)\s*\}\}")
+
+
+@dataclass
+class InstanceRun:
+    instance_id: str
+    status: str  # InvocationStatus: Pending, Running, Success, Failed, Timeout, Aborted, Invalid
+    record_status: str  # InvokeRecordStatus: Running, Finished, Failed
+    exit_code: int | None = None
+    output: str = ""
+    dropped: int = 0
+    error_code: str = ""
+    error_info: str = ""
+    start_time: str = ""
+    finish_time: str = ""
+
+
+@dataclass
+class Invocation:
+    invoke_id: str
+    command_id: str
+    name: str
+    command_type: str
+    content: str
+    timeout: int
+    working_dir: str
+    username: str
+    parameters: dict[str, Any]
+    created_at: str
+    runs: dict[str, InstanceRun] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        statuses = {r.status for r in self.runs.values()}
+        if statuses & {"Pending", "Running"}:
+            return "Running"
+        if statuses == {"Success"}:
+            return "Success"
+        if "Success" in statuses:
+            return "PartialFailed"
+        return "Failed"
+
+    @property
+    def invoke_status(self) -> str:  # the deprecated InvokeStatus field, still read by OOS actions
+        return {"Running": "Running", "Success": "Finished", "PartialFailed": "PartialFinished"}.get(
+            self.status, "Failed"
+        )
+
+
+class AssistantMixin:
+    def _sandbox(self: EcsService, instance: Instance) -> GuestSandbox:
+        sandbox = self.sandboxes.get(instance.instance_id)
+        if sandbox is None:
+            disks = [
+                GuestDisk(
+                    disk_id=d.disk_id,
+                    device="vd" + d.device.removeprefix("/dev/xvd"),
+                    disk_type=d.disk_type,
+                    size_gib=d.size,
+                    category=d.category,
+                    serial=d.serial,
+                )
+                for d in self.instance_disks(instance)
+            ]
+            sandbox = GuestSandbox(instance.instance_id, instance.guest, disks)
+            self.sandboxes[instance.instance_id] = sandbox
+        return sandbox
+
+    @api("RunCommand", write=True)
+    def run_command(self: EcsService, p: Params) -> dict[str, Any]:
+        """Not processed: RepeatMode other than Once, Frequency, ContainerId/Name, Launcher, OSS output."""
+        self._region(p)
+        command_type = p.required("Type")
+        if command_type not in COMMAND_TYPES:
+            raise ApiError(
+                "InvalidCmdType.NotFound", f"The specified command type {command_type!r} does not exist.", 403
+            )
+        raw = p.required("CommandContent")
+        content = decode_content(raw, p.str("ContentEncoding", "PlainText"))
+        if len(content.encode()) > MAX_CONTENT_BYTES:
+            raise ApiError("CmdContent.ExceedLimit", "The command content exceeds the maximum size (16 KB).", 403)
+        instance_ids = p.list("InstanceId")
+        if not instance_ids:
+            raise missing_parameter("InstanceId")
+        if len(instance_ids) > 100:
+            raise ApiError("InstanceIds.ExceedLimit", "At most 100 instances per invocation.", 403)
+        instances = []
+        for instance_id in instance_ids:
+            if instance_id not in self.instances:
+                raise not_found("InvalidInstance.NotFound", f"instance {instance_id}")
+            instances.append(self.instances[instance_id])
+        parameters = p.json("Parameters", {}) or {}
+        if p.bool("EnableParameter"):
+            wanted = set(_PARAMETER.findall(content))
+            missing = sorted(wanted - set(parameters))
+            if missing:
+                raise ApiError("Parameter.NotMatched", f"Parameters not supplied: {', '.join(missing)}.", 403)
+            content = _PARAMETER.sub(lambda m: str(parameters[m.group(1)]), content)
+        timeout = p.int("Timeout", 60, low=10, high=86400) or 60
+        invocation = Invocation(
+            invoke_id=self.cloud.ids.resource("t"),
+            command_id=self.cloud.ids.resource("c"),
+            name=p.str("Name", "") or "",
+            command_type=command_type,
+            content=content,
+            timeout=timeout,
+            working_dir=p.str("WorkingDir", "/root") or "/root",
+            username=p.str("Username", "root") or "root",
+            parameters=parameters,
+            created_at=self.cloud.clock.iso(),
+        )
+        self.invocations[invocation.invoke_id] = invocation
+        for instance in instances:
+            self._dispatch(invocation, instance)
+        return {"CommandId": invocation.command_id, "InvokeId": invocation.invoke_id}
+
+    def _dispatch(self: EcsService, invocation: Invocation, instance: Instance) -> None:
+        timings = self.cloud.timings
+        run = InstanceRun(instance.instance_id, "Running", "Running", start_time=self.cloud.clock.iso())
+        invocation.runs[instance.instance_id] = run
+        shell = invocation.command_type == "RunShellScript"
+        if instance.status != "Running":
+            outcome: dict[str, Any] = {"status": "Aborted", "error_code": "InstanceNotRunning",
+                                       "error_info": "the instance is not running when the command is delivered."}  # fmt: skip
+            delay = timings.command_seconds
+        elif not instance.guest.cloud_assistant:
+            outcome = {"status": "Aborted", "error_code": "ClientNotRunning",
+                       "error_info": "the Cloud Assistant client is not running on the instance."}  # fmt: skip
+            delay = timings.client_timeout_seconds
+        elif shell != (instance.os_type == "linux"):
+            outcome = {"status": "Invalid", "error_code": "CommandNotApplicable",
+                       "error_info": f"{invocation.command_type} does not apply to a {instance.os_type} instance."}  # fmt: skip
+            delay = timings.command_seconds
+        else:
+            result = self._sandbox(instance).run(
+                invocation.content, timeout_s=invocation.timeout, working_dir=invocation.working_dir
+            )
+            if result.timed_out:
+                outcome = {"status": "Timeout", "error_code": "ExecutionTimeout",
+                           "error_info": "the command execution timed out.", "exit_code": result.exit_code}  # fmt: skip
+                delay = float(invocation.timeout)
+            else:
+                outcome = {"status": "Success" if result.exit_code == 0 else "Failed", "exit_code": result.exit_code}
+                if result.exit_code != 0:
+                    outcome.update(
+                        error_code="ExitCodeNonzero", error_info="the command execution exit code is not zero."
+                    )
+                delay = timings.command_seconds
+            outcome.update(output=result.output, dropped=result.dropped)
+        self.cloud.clock.call_later(
+            delay, lambda: self._finish_run(invocation, run, outcome), f"{invocation.invoke_id} done"
+        )
+
+    def _finish_run(self: EcsService, invocation: Invocation, run: InstanceRun, outcome: dict[str, Any]) -> None:
+        run.status = outcome["status"]
+        run.record_status = "Finished" if run.status in ("Success", "Failed", "Timeout") else "Failed"
+        run.exit_code = outcome.get("exit_code")
+        run.output = outcome.get("output", "")
+        run.dropped = outcome.get("dropped", 0)
+        run.error_code = outcome.get("error_code", "")
+        run.error_info = outcome.get("error_info", "")
+        run.finish_time = self.cloud.clock.iso()
+        # Event data shape is UNCONFIRMED (fc-eventbridge.md §2.5 names only the type); fields mirror
+        # DescribeInvocationResults so a consumer can act without another call.
+        self.cloud.events.emit(
+            "acs.ecs",
+            "ecs:CloudAssistant:TaskCompleted",
+            f"acs:ecs:{self.cloud.region}:{self.cloud.account_id}:instance/{run.instance_id}",
+            {
+                "invokeId": invocation.invoke_id,
+                "commandId": invocation.command_id,
+                "commandName": invocation.name,
+                "instanceId": run.instance_id,
+                "invocationStatus": run.status,
+                "exitCode": run.exit_code,
+                "errorCode": run.error_code,
+                "startTime": run.start_time,
+                "finishTime": run.finish_time,
+            },
+        )
+
+    @api("DescribeInvocations")
+    def describe_invocations(self: EcsService, p: Params) -> dict[str, Any]:
+        self._region(p)
+        encoding = p.str("ContentEncoding", "Base64") or "Base64"
+        include_output = p.bool("IncludeOutput")
+        selected = [
+            inv
+            for inv in self.invocations.values()
+            if (not p.str("InvokeId") or inv.invoke_id == p.str("InvokeId"))
+            and (not p.str("CommandId") or inv.command_id == p.str("CommandId"))
+            and (not p.str("InstanceId") or p.str("InstanceId") in inv.runs)
+            and (not p.str("InvokeStatus") or inv.invoke_status == p.str("InvokeStatus"))
+            and (not p.str("CommandType") or inv.command_type == p.str("CommandType"))
+        ]
+        selected.reverse()  # newest first
+        page, meta = _page(p, selected, default_size=10, max_size=50)
+        return {
+            **meta,
+            "Invocations": {
+                "Invocation": [
+                    {
+                        "InvokeId": inv.invoke_id,
+                        "CommandId": inv.command_id,
+                        "CommandName": inv.name,
+                        "CommandType": inv.command_type,
+                        "CommandContent": _encode(inv.content, encoding),
+                        "CommandDescription": "",
+                        "CreationTime": inv.created_at,
+                        "InvocationStatus": inv.status,
+                        "InvokeStatus": inv.invoke_status,
+                        "Parameters": "" if not inv.parameters else str(inv.parameters),
+                        "RepeatMode": "Once",
+                        "Timed": False,
+                        "Frequency": "",
+                        "Timeout": inv.timeout,
+                        "Username": inv.username,
+                        "WorkingDir": inv.working_dir,
+                        "Tags": {"Tag": []},
+                        "InvokeInstances": {
+                            "InvokeInstance": [
+                                {
+                                    "InstanceId": run.instance_id,
+                                    "InstanceInvokeStatus": run.record_status,
+                                    "InvocationStatus": run.status,
+                                    "ExitCode": run.exit_code,
+                                    "ErrorCode": run.error_code,
+                                    "ErrorInfo": run.error_info,
+                                    "Output": _encode(run.output, encoding) if include_output else "",
+                                    "Dropped": run.dropped,
+                                    "Repeats": 1,
+                                    "CreationTime": inv.created_at,
+                                    "StartTime": run.start_time,
+                                    "FinishTime": run.finish_time,
+                                    "UpdateTime": run.finish_time or run.start_time,
+                                    "StopTime": "",
+                                    "Timed": 0,
+                                }
+                                for run in inv.runs.values()
+                            ]
+                        },
+                    }
+                    for inv in page
+                ]
+            },
+        }
+
+    @api("DescribeInvocationResults")
+    def describe_invocation_results(self: EcsService, p: Params) -> dict[str, Any]:
+        """Output is Base64 unless ContentEncoding=PlainText, as documented."""
+        self._region(p)
+        encoding = p.str("ContentEncoding", "Base64") or "Base64"
+        record_status = p.str("InvokeRecordStatus")
+        rows = []
+        for inv in self.invocations.values():
+            if p.str("InvokeId") and inv.invoke_id != p.str("InvokeId"):
+                continue
+            if p.str("CommandId") and inv.command_id != p.str("CommandId"):
+                continue
+            for run in inv.runs.values():
+                if p.str("InstanceId") and run.instance_id != p.str("InstanceId"):
+                    continue
+                if record_status and run.record_status != record_status:
+                    continue
+                rows.append((inv, run))
+        page, meta = _page(p, rows, default_size=10, max_size=50)
+        return {
+            "Invocation": {
+                **meta,
+                "InvocationResults": {
+                    "InvocationResult": [
+                        {
+                            "InvokeId": inv.invoke_id,
+                            "CommandId": inv.command_id,
+                            "InstanceId": run.instance_id,
+                            "InvocationStatus": run.status,
+                            "InvokeRecordStatus": run.record_status,
+                            "ExitCode": run.exit_code,
+                            "Output": _encode(run.output, encoding),
+                            "Dropped": run.dropped,
+                            "ErrorCode": run.error_code,
+                            "ErrorInfo": run.error_info,
+                            "StartTime": run.start_time,
+                            "FinishedTime": run.finish_time,
+                            "StopTime": "",
+                            "Repeats": 1,
+                            "Username": inv.username,
+                            "Tags": {"Tag": []},
+                        }
+                        for inv, run in page
+                    ]
+                },
+            }
+        }
+
+
+def _encode(text: str, encoding: str) -> str:
+    if encoding.lower() == "plaintext":
+        return text
+    return base64.b64encode(text.encode()).decode()

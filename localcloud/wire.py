@@ -1,0 +1,230 @@
+"""The Alibaba Cloud RPC wire protocol, as the Tea/Darabonba SDKs speak it.
+
+The SDK sends `POST /?<params>` with the action and version in `x-acs-action`/`x-acs-version`
+headers (signature V3), or in `Action`/`Version` query params (legacy V2). EventBridge puts its
+params in a form body instead of the query. Lists arrive flattened (`Tag.1.Key`, `InstanceId.2`),
+booleans as `True`/`False`, and some params are JSON strings the caller encoded itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from localcloud.errors import ApiError, invalid_parameter, missing_parameter
+
+# x-acs-version → the service that answers it.
+SERVICE_BY_VERSION = {"2014-05-26": "ecs", "2019-06-01": "oos", "2020-04-01": "eventbridge"}
+
+# Params of the protocol envelope, never business params.
+_ENVELOPE_PARAMS = {
+    "Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
+    "SignatureNonce", "Timestamp", "SecurityToken", "SignatureType",
+}  # fmt: skip
+
+_FLAT_KEY = re.compile(r"^(?P<name>[A-Za-z][\w]*)\.(?P<index>\d+)(?:\.(?P<field>.+))?$")
+
+
+@dataclass
+class ApiRequest:
+    service: str
+    version: str
+    action: str
+    params: Params
+    access_key_id: str
+
+
+def parse_request(method: str, url: str, headers: Mapping[str, str], body: bytes) -> ApiRequest:
+    """Turn one HTTP request into (service, action, params). Raises ApiError for unknown shapes."""
+    lower_headers = {k.lower(): v for k, v in headers.items()}
+    raw: dict[str, str] = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    content_type = lower_headers.get("content-type", "")
+    if body and content_type.startswith("application/x-www-form-urlencoded"):
+        raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    action = lower_headers.get("x-acs-action") or raw.get("Action")
+    version = lower_headers.get("x-acs-version") or raw.get("Version")
+    if not action:
+        raise missing_parameter("Action")
+    if not version:
+        raise missing_parameter("Version")
+    service = SERVICE_BY_VERSION.get(version)
+    if service is None:
+        raise ApiError(
+            "InvalidVersion",
+            f"Specified parameter Version is not valid: {version}. "
+            f"The local cloud speaks {', '.join(sorted(SERVICE_BY_VERSION))}.",
+            400,
+        )
+    return ApiRequest(
+        service=service,
+        version=version,
+        action=action,
+        params=Params({k: v for k, v in raw.items() if k not in _ENVELOPE_PARAMS}),
+        access_key_id=_access_key_id(lower_headers, raw),
+    )
+
+
+def _access_key_id(headers: Mapping[str, str], raw: Mapping[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    match = re.search(r"Credential=([^,]+)", auth)
+    if match:
+        return match.group(1)
+    return headers.get("x-acs-accesskey-id") or raw.get("AccessKeyId") or "anonymous"
+
+
+def unflatten(flat: Mapping[str, str]) -> dict[str, Any]:
+    """`Tag.1.Key=a&Tag.1.Value=b&InstanceId.1=i` → {"Tag": [{"Key": "a", "Value": "b"}], "InstanceId": ["i"]}.
+
+    Keys without an index and nested fields (`Features.ImdsSupport`) become nested dicts.
+    """
+    result: dict[str, Any] = {}
+    indexed: dict[str, dict[int, Any]] = {}
+    for key, value in flat.items():
+        match = _FLAT_KEY.match(key)
+        if match:
+            slots = indexed.setdefault(match["name"], {})
+            index = int(match["index"])
+            if match["field"] is None:
+                slots[index] = value
+            else:
+                entry = slots.setdefault(index, {})
+                if isinstance(entry, dict):
+                    _set_path(entry, match["field"].split("."), value)
+        elif "." in key:
+            _set_path(result, key.split("."), value)
+        else:
+            result[key] = value
+    for name, slots in indexed.items():
+        result[name] = [slots[i] for i in sorted(slots)]
+    return result
+
+
+def _set_path(target: dict[str, Any], path: list[str], value: str) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = value
+
+
+class Params:
+    """Typed access to one request's params; each accessor raises the error real ECS would."""
+
+    def __init__(self, flat: Mapping[str, str]) -> None:
+        self.flat = dict(flat)
+        self._nested: dict[str, Any] | None = None
+
+    @property
+    def nested(self) -> dict[str, Any]:
+        if self._nested is None:
+            self._nested = unflatten(self.flat)
+        return self._nested
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.nested and self.nested[name] not in ("", None)
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.nested.get(name)
+        if value is None or value == "":
+            if required:
+                raise missing_parameter(name)
+            return default
+        if not isinstance(value, str):
+            raise invalid_parameter(name, "expected a single value")
+        return value
+
+    def required(self, name: str) -> str:
+        value = self.str(name, required=True)
+        assert value is not None
+        return value
+
+    def int(
+        self, name: str, default: int | None = None, *, low: int | None = None, high: int | None = None
+    ) -> int | None:
+        text = self.str(name)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise invalid_parameter(name, f"{text!r} is not an integer") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise invalid_parameter(name, f"{value} is outside {low}..{high}")
+        return value
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        # The Python SDK sends str(bool): "True"/"False"; other SDKs send lower case.
+        text = self.str(name)
+        if text is None:
+            return default
+        lowered = text.lower()
+        if lowered not in ("true", "false"):
+            raise invalid_parameter(name, f"{text!r} is not a boolean")
+        return lowered == "true"
+
+    def list(self, name: str) -> list[str]:
+        """`Name.N=value` params, in index order."""
+        value = self.nested.get(name)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        return [v for v in value if isinstance(v, str)]
+
+    def struct_list(self, name: str) -> list[dict[str, Any]]:
+        """`Name.N.Field=value` params, as a list of dicts in index order."""
+        value = self.nested.get(name)
+        if not isinstance(value, list):
+            return []
+        return [v if isinstance(v, dict) else {} for v in value]
+
+    def struct(self, name: str) -> dict[str, Any]:
+        value = self.nested.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def json(self, name: str, default: Any = None) -> Any:
+        """A param the caller JSON-encoded itself (InstanceIds, SnapshotIds, OOS Parameters...)."""
+        text = self.str(name)
+        if text is None:
+            return default
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise invalid_parameter(name, f"not valid JSON ({exc.msg})") from None
+
+    def json_list(self, name: str) -> list[str] | None:
+        value = self.json(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise invalid_parameter(name, 'expected a JSON array of strings, e.g. ["id-1", "id-2"]')
+        return value
+
+    def comma_list(self, name: str) -> list[str]:
+        text = self.str(name)
+        return [part.strip() for part in text.split(",") if part.strip()] if text else []
+
+    def tags(self, name: str = "Tag") -> list[tuple[str, str]]:
+        """`Tag.N.Key` / `Tag.N.Value` pairs (value may be empty)."""
+        pairs = []
+        for entry in self.struct_list(name):
+            pairs.append((entry.get("Key", ""), entry.get("Value", "")))
+        return pairs
+
+
+def decode_content(text: str, encoding: str | None) -> str:
+    if (encoding or "PlainText").lower() == "base64":
+        try:
+            return base64.b64decode(text).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise invalid_parameter("CommandContent", "not valid Base64") from None
+    return text
+
+
+def paginate(items: Iterable[Any], page_number: int, page_size: int) -> list[Any]:
+    items = list(items)
+    start = (page_number - 1) * page_size
+    return items[start : start + page_size]
