@@ -1,0 +1,47 @@
+# Bakery — every command the README names. `make demo` and `make test` work on a fresh clone:
+# they create .venv and install the project (plus its dev/local extras) first.
+
+# FC's runtime is python3.10: use it when the machine has it, else any python3 (>= 3.10).
+PYTHON ?= $(shell command -v python3.10 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit test-integration lint format bench serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup                     ## the main job: a narrated run of the local cloud with the real SDKs
+	$(BIN)/python -m localcloud demo
+
+test: setup                     ## the whole suite: unit, integration (real SDK -> local cloud), contract
+	$(BIN)/python -m pytest -q
+
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest -q tests/integration tests/contract
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup                    ## writes tests/benchmarks/results/*.json (and prints a summary)
+	$(BIN)/python tests/benchmarks/bench_localcloud.py --out tests/benchmarks/results/localcloud.json
+
+serve: setup                    ## serve the bundled demo region on 127.0.0.1:8080 until Ctrl-C
+	$(BIN)/python -m localcloud serve --port 8080
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from localcloud.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""Helpers to point the real SDK clients at a local cloud, over either transport.
+
+with running(cloud, transport="http") as env:
+    env.ecs.describe_instances(DescribeInstancesRequest(region_id=env.region))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from localcloud.cloud import LocalCloud
+
+TRANSPORTS = ("inprocess", "http")
+
+
+def sdk_config(endpoint: str, region: str, access_key_id: str = "LTAIlocalcloud", secret: str = "localcloud") -> Any:
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    return Config(
+        access_key_id=access_key_id,
+        access_key_secret=secret,
+        region_id=region,
+        endpoint=endpoint,
+        protocol="http",
+    )
+
+
+@dataclass
+class CloudEnv:
+    """A local cloud plus real SDK clients wired to it."""
+
+    cloud: LocalCloud
+    endpoint: str
+    transport: str
+    ecs: Any
+    oos: Any
+    eventbridge: Any
+
+    @property
+    def region(self) -> str:
+        return self.cloud.region
+
+
+@contextmanager
+def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEnv]:
+    """Serve `cloud` over `transport` and yield SDK clients configured for it."""
+    from alibabacloud_ecs20140526.client import Client as EcsClient
+    from alibabacloud_eventbridge20200401.client import Client as EventBridgeClient
+    from alibabacloud_oos20190601.client import Client as OosClient
+
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
+    if transport == "http":
+        from localcloud.server import LocalCloudServer
+
+        server = LocalCloudServer(cloud).start()
+        try:
+            config = sdk_config(server.endpoint, cloud.region)
+            yield CloudEnv(
+                cloud, server.endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config)
+            )
+        finally:
+            server.stop()
+    else:
+        from localcloud.mock import mock_cloud
+
+        with mock_cloud(cloud) as endpoint:
+            config = sdk_config(endpoint, cloud.region)
+            yield CloudEnv(cloud, endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config))
