@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from localcloud.cloud import LocalCloud
-from localcloud.faults import FaultSpecError
+from localcloud.faults import FaultPlan, FaultSpecError
 
 PREFIX = "/_localcloud/"
 
@@ -33,6 +33,8 @@ def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple
             return 200, cloud.state()
         if (method, route) == ("GET", "events"):
             since = int(query.get("since", 0))
+            if since < 0:
+                return 400, {"error": f"since is a cursor from a previous answer (>= 0), got {since}"}
             with cloud.lock:
                 events = [e.to_json() for e in cloud.events.read(since, query.get("bus"))]
                 return 200, {"events": events, "cursor": cloud.events.cursor, "dropped": list(cloud.events.dropped)}
@@ -42,9 +44,21 @@ def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple
             with cloud.lock:
                 return 200, cloud.faults.describe()
         if (method, route) == ("POST", "faults"):
+            # A list of faults, or {faults: [...], rate_limits: {...}} as in a scenario. Any other key used
+            # to be ignored silently (a single fault mapping installed nothing and answered 200).
             payload = json.loads(body or b"[]")
-            entries = payload.get("faults", []) if isinstance(payload, dict) else payload
-            return 200, cloud.install_faults(entries)
+            entries, limits = payload, {}
+            if isinstance(payload, dict):
+                unknown = sorted(set(payload) - {"faults", "rate_limits"})
+                if unknown:
+                    raise FaultSpecError(
+                        f"unknown key(s) {unknown}; send a list of faults or {{faults: [...], rate_limits: {{...}}}}"
+                    )
+                entries, limits = payload.get("faults") or [], payload.get("rate_limits") or {}
+            with cloud.lock:
+                FaultPlan.check(entries)  # all or nothing: validate the faults before changing anything
+                cloud.faults.set_rate_limits(limits)
+                return 200, cloud.install_faults(entries)
     except FaultSpecError as exc:
         return 400, {"error": str(exc)}
     except (ValueError, json.JSONDecodeError) as exc:

@@ -7,6 +7,7 @@ the virtual clock, and every random choice comes from one seeded RNG.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import string
@@ -64,11 +65,23 @@ _RESOURCE_TYPE_BY_PREFIX = {
 }
 
 
+def _strings_in(value: Any) -> list[str]:
+    """Every string inside a response body (ids sit at any depth: StartExecution's Execution.ExecutionId)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings_in(v)]
+    return []
+
+
 class LocalCloud:
     """An emulated Alibaba Cloud region. Thread-safe: every request and clock move holds `lock`."""
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, *, record_replies: bool = False) -> None:
         self.lock = threading.RLock()
+        self.record_replies = record_replies
         self.scenario = scenario or Scenario()
         self._boot()
 
@@ -91,6 +104,8 @@ class LocalCloud:
         self.events = EventHub(self)
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        # (service, action, reply) of every API call, kept only when someone asks (contract tests, traces).
+        self.replies: list[tuple[str, str, Reply]] | None = [] if self.record_replies else None
         self.ecs = EcsService(self)
         self.oos = OosService(self)
         self.eventbridge = EventBridgeService(self)
@@ -117,28 +132,38 @@ class LocalCloud:
 
     def handle(self, request: ApiRequest, user_agent: str = "") -> Reply:
         with self.lock:
-            request_id = self.ids.request_id()
-            service = self.services[request.service]
-            self.calls[request.action] += 1
-            spec = service.actions.get(request.action)
-            try:
-                if spec is None:
-                    raise ApiError(
-                        "InvalidAction.NotFound",
-                        f"Specified api is not found, please check your url and method. "
-                        f"(The local cloud does not implement {service.product} {request.action}.)",
-                        404,
-                    )
-                fault, latency = self.faults.before_call(request.action)
-                if fault is not None:
-                    raise fault
-                body = spec.method(service, request.params)
-            except ApiError as error:
-                self.errors[f"{request.action}:{error.code}"] += 1
-                return self._error_reply(service, error, request_id)
-            if spec.write:
-                self._publish_api_call(service, request, body, request_id, user_agent)
-            return Reply(200, {"RequestId": request_id, **body}, latency_ms=latency)
+            reply = self._handle(request, user_agent)
+            if self.replies is not None:
+                self.replies.append((request.service, request.action, reply))
+            return reply
+
+    def _handle(self, request: ApiRequest, user_agent: str) -> Reply:
+        """One API call; the caller holds the lock."""
+        request_id = self.ids.request_id()
+        service = self.services[request.service]
+        self.calls[request.action] += 1
+        spec = service.actions.get(request.action)
+        latency = 0
+        try:
+            if spec is None:
+                raise ApiError(
+                    "InvalidAction.NotFound",
+                    f"Specified api is not found, please check your url and method. "
+                    f"(The local cloud does not implement {service.product} {request.action}.)",
+                    404,
+                )
+            fault, latency = self.faults.before_call(request.action)
+            if fault is not None:
+                raise fault
+            body = spec.method(service, request.params)
+        except ApiError as error:
+            self.errors[f"{request.action}:{error.code}"] += 1
+            reply = self._error_reply(service, error, request_id)
+            reply.latency_ms = latency
+            return reply
+        if spec.write:
+            self._publish_api_call(service, request, body, request_id, user_agent)
+        return Reply(200, {"RequestId": request_id, **body}, latency_ms=latency)
 
     def _error_reply(self, service: Any, error: ApiError, request_id: str) -> Reply:
         body = {
@@ -160,9 +185,11 @@ class LocalCloud:
     ) -> None:
         """ActionTrail ApiCall event for a successful write call (only writes reach EventBridge)."""
         referenced: dict[str, list[str]] = {}
-        for value in [*request.params.flat.values(), *(v for v in body.values() if isinstance(v, str))]:
-            if isinstance(value, str) and _RESOURCE_ID.match(value):
+        for value in [*request.params.flat.values(), *_strings_in(body)]:
+            if _RESOURCE_ID.match(value):
                 kind = _RESOURCE_TYPE_BY_PREFIX[value.split("-", 1)[0]]
+                if not kind.startswith(f"ACS::{service.product.upper()}::"):
+                    continue  # an OOS TemplateId "t-..." is no ECS invocation
                 if value not in referenced.setdefault(kind, []):
                     referenced[kind].append(value)
         first = next((ids[0] for ids in referenced.values()), "")
@@ -183,7 +210,7 @@ class LocalCloud:
             "userIdentity": {
                 "type": "ram-user",
                 "accountId": self.account_id,
-                "principalId": str(abs(hash(request.access_key_id)) % 10**16),
+                "principalId": str(int(hashlib.sha256(request.access_key_id.encode()).hexdigest(), 16) % 10**16),
                 "accessKeyId": request.access_key_id,
                 "userName": request.access_key_id,
             },

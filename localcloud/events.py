@@ -21,6 +21,7 @@ class EventBus:
     name: str
     description: str = ""
     created_at: str = ""
+    created_epoch: float | None = None  # None: exists from the start (the built-in default bus)
 
 
 @dataclass
@@ -85,7 +86,8 @@ class EventHub:
         self.publish(self.envelope(source=source, event_type=event_type, subject=subject, data=data))
 
     def read(self, since: int = 0, bus: str | None = None) -> list[PublishedEvent]:
-        return [e for e in self.log[since:] if bus is None or e.bus == bus]
+        # Clamped: a negative cursor would slice from the end of the log instead of its start.
+        return [e for e in self.log[max(0, since) :] if bus is None or e.bus == bus]
 
     @property
     def cursor(self) -> int:

@@ -58,9 +58,15 @@ class TokenBucket:
     tokens: float
     updated_at: float
 
+    @property
+    def capacity(self) -> float:
+        # At least one whole token: with the capacity at the rate, a limit below 1 call/s (e.g. 0.5)
+        # could never hold a token and throttled every call forever.
+        return max(1.0, self.rate_per_second)
+
     def take(self, now: float) -> float | None:
         """Take one token; None on success, else seconds until a token is free."""
-        self.tokens = min(self.rate_per_second, self.tokens + (now - self.updated_at) * self.rate_per_second)
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated_at) * self.rate_per_second)
         self.updated_at = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -79,15 +85,28 @@ class FaultPlan:
     # -- installation ---------------------------------------------------------------------------
 
     def set_rate_limits(self, limits: dict[str, float]) -> None:
+        # Validate everything before installing anything: a bad entry must not leave half a plan.
+        if not isinstance(limits or {}, dict):
+            raise FaultSpecError(f"rate_limits: expected a mapping of action to calls per second, got {limits!r}")
         for action, rate in (limits or {}).items():
-            if not isinstance(rate, (int, float)) or rate <= 0:
+            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
                 raise FaultSpecError(f"rate_limits.{action}: expected calls per second > 0, got {rate!r}")
-            self.buckets[action] = TokenBucket(float(rate), float(rate), self.clock.now)
+        for action, rate in (limits or {}).items():
+            bucket = TokenBucket(float(rate), 0.0, self.clock.now)
+            bucket.tokens = bucket.capacity  # start full
+            self.buckets[action] = bucket
 
     def install(self, entries: list[dict[str, Any]]) -> None:
-        parsed = [self._parse(entry) for entry in entries or []]
+        parsed = self.check(entries)
         for fault in parsed:
             (self.event_faults if isinstance(fault, EventFault) else self.action_faults).append(fault)
+
+    @classmethod
+    def check(cls, entries: Any) -> list[ActionFault | EventFault]:
+        """Parse fault entries without installing them; FaultSpecError names the first bad key."""
+        if entries is not None and not isinstance(entries, list):
+            raise FaultSpecError(f"faults: expected a list of fault mappings, got {entries!r}")
+        return [cls._parse(entry) for entry in entries or []]
 
     def clear(self) -> None:
         self.action_faults.clear()
@@ -110,6 +129,8 @@ class FaultPlan:
                 raise FaultSpecError(f"event fault: unknown keys {sorted(unknown)}; allowed: events, probability, type")
             if entry["events"] not in ("duplicate", "drop"):
                 raise FaultSpecError(f"event fault: events must be duplicate or drop, got {entry['events']!r}")
+            if "type" in entry and (not isinstance(entry["type"], str) or not entry["type"]):
+                raise FaultSpecError(f"event fault: type must be an event type string, got {entry['type']!r}")
             return EventFault(entry["events"], _probability(entry.get("probability", 1.0)), entry.get("type"))
         unknown = set(entry) - {"action", "code", "nth", "probability", "latency_ms", "message", "status"}
         if unknown:
@@ -119,12 +140,23 @@ class FaultPlan:
             )
         if not entry.get("action"):
             raise FaultSpecError(f"action fault needs 'action' (or 'events' for an event fault): {entry!r}")
+        # Types are checked here, not when the fault fires: a bad value used to pass installation and
+        # then crash the request handler (the SDK saw a dropped connection instead of an answer).
+        for key in ("action", "code", "message"):
+            if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+                raise FaultSpecError(f"{key} must be a non-empty string, got {entry[key]!r}")
+        latency = entry.get("latency_ms")
+        if latency is not None and (not isinstance(latency, (int, float)) or isinstance(latency, bool) or latency < 0):
+            raise FaultSpecError(f"latency_ms must be a number of milliseconds >= 0, got {latency!r}")
+        status = entry.get("status")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599):
+            raise FaultSpecError(f"status must be an HTTP error status 400-599, got {status!r}")
         if "code" not in entry and "latency_ms" not in entry:
             raise FaultSpecError(f"action fault on {entry['action']} needs 'code' or 'latency_ms'")
         if "code" in entry and "nth" not in entry and "probability" not in entry:
             raise FaultSpecError(f"action fault on {entry['action']} with a code needs 'nth' or 'probability'")
         nth = entry.get("nth")
-        if nth is not None and (not isinstance(nth, int) or nth < 1):
+        if nth is not None and (not isinstance(nth, int) or isinstance(nth, bool) or nth < 1):
             raise FaultSpecError(f"nth must be a whole number >= 1, got {nth!r}")
         return ActionFault(
             action=entry["action"],
@@ -178,6 +210,6 @@ class FaultPlan:
 
 
 def _probability(value: Any) -> float:
-    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
         raise FaultSpecError(f"probability must be between 0 and 1, got {value!r}")
     return float(value)

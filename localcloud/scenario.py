@@ -131,11 +131,16 @@ class Scenario:
             scenario.seed = _typed(data["seed"], int, source, "seed")
         if "start_time" in data:
             scenario.start_time = _parse_time(data["start_time"], source)
-        scenario.timings = _dataclass_from(Timings, data.get("timings") or {}, source, "timings")
-        scenario.quotas = _dataclass_from(Quotas, data.get("quotas") or {}, source, "quotas")
-        scenario.rate_limits = dict(data.get("rate_limits") or {})
-        scenario.faults = list(data.get("faults") or [])
-        scenario.actions = list(data.get("actions") or [])
+        scenario.timings = _numbers(
+            _dataclass_from(Timings, data.get("timings") or {}, source, "timings"), source, "timings"
+        )
+        scenario.quotas = _numbers(
+            _dataclass_from(Quotas, data.get("quotas") or {}, source, "quotas"), source, "quotas"
+        )
+        scenario.rate_limits = _mapping(data.get("rate_limits"), source, "rate_limits")
+        scenario.faults = _list(data.get("faults"), source, "faults")
+        scenario.actions = _list(data.get("actions"), source, "actions")
+        _check_faults(scenario, source)
         seen: set[str] = set()
         for index, raw in enumerate(data.get("instances") or []):
             spec = _instance_from(raw, source, f"instances[{index}]")
@@ -149,19 +154,28 @@ class Scenario:
 def _instance_from(raw: Any, source: str, where: str) -> InstanceSpec:
     if not isinstance(raw, dict) or "id" not in raw:
         raise ScenarioError(f"{source}: {where}: an instance is a mapping with at least an 'id'")
+    if not isinstance(raw["id"], str) or not raw["id"].startswith("i-"):
+        raise ScenarioError(f"{source}: {where}.id must be a string like i-web1, got {raw['id']!r}")
     _check_keys(raw, InstanceSpec, source, where)
     values = {k: v for k, v in raw.items() if k not in ("disks", "guest", "tags", "locks")}
     spec = _dataclass_from(InstanceSpec, values, source, where)
     if "disks" in raw:
         disks = raw["disks"] or []
-        spec.disks = [_dataclass_from(DiskSpec, d, source, f"{where}.disks[{i}]") for i, d in enumerate(disks)]
+        spec.disks = [
+            _numbers(_dataclass_from(DiskSpec, d, source, f"{where}.disks[{i}]"), source, f"{where}.disks[{i}]")
+            for i, d in enumerate(_list(disks, source, f"{where}.disks"))
+        ]
     if sum(1 for d in spec.disks if d.type == "system") != 1:
         raise ScenarioError(f"{source}: {where}: an instance needs exactly one disk of type 'system'")
     for i, disk in enumerate(spec.disks):
         if disk.type not in ("system", "data"):
             raise ScenarioError(f"{source}: {where}.disks[{i}].type must be system or data, got {disk.type!r}")
-    spec.tags = {str(k): "" if v is None else str(v) for k, v in (raw.get("tags") or {}).items()}
-    spec.locks = [str(x) for x in raw.get("locks") or []]
+    spec.tags = {
+        str(k): "" if v is None else str(v) for k, v in _mapping(raw.get("tags"), source, f"{where}.tags").items()
+    }
+    spec.locks = [str(x) for x in _list(raw.get("locks"), source, f"{where}.locks")]
+    if not isinstance(spec.create_image_failures, int) or spec.create_image_failures < 0:
+        raise ScenarioError(f"{source}: {where}.create_image_failures must be a whole number >= 0")
     try:
         spec.guest = GuestSpec.from_mapping(raw.get("guest") or {})
     except ValueError as exc:
@@ -169,7 +183,7 @@ def _instance_from(raw: Any, source: str, where: str) -> InstanceSpec:
     if spec.os not in ("linux", "windows"):
         raise ScenarioError(f"{source}: {where}.os must be linux or windows, got {spec.os!r}")
     if spec.status not in ("Pending", "Running", "Starting", "Stopping", "Stopped"):
-        raise ScenarioError(f"{source}: {where}.status must be one of Pending, Running, Stopped")
+        raise ScenarioError(f"{source}: {where}.status must be one of Pending, Running, Starting, Stopping, Stopped")
     return spec
 
 
@@ -189,6 +203,47 @@ def _dataclass_from(klass: type, data: Any, source: str, where: str) -> Any:
         return klass(**data)
     except TypeError as exc:
         raise ScenarioError(f"{source}: {where}: {exc}") from None
+
+
+def _numbers(obj: Any, source: str, where: str) -> Any:
+    """Every int/float field of a dataclass must hold a number (YAML "10" is a string, not 10)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        wants_number = f.type in ("float", "int", "float | None", "int | None")
+        if wants_number and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ScenarioError(f"{source}: {where}.{f.name} must be a number, got {value!r}")
+    return obj
+
+
+def _mapping(value: Any, source: str, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{source}: {where} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _list(value: Any, source: str, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ScenarioError(f"{source}: {where} must be a list, got {value!r}")
+    return list(value)
+
+
+def _check_faults(scenario: Scenario, source: str) -> None:
+    """Faults and rate limits are checked when the scenario loads, not when the first call trips them."""
+    import random
+
+    from localcloud.clock import VirtualClock
+    from localcloud.faults import FaultPlan, FaultSpecError
+
+    plan = FaultPlan(VirtualClock(), random.Random(0))
+    try:
+        plan.set_rate_limits(scenario.rate_limits)
+        plan.install(scenario.faults)
+    except FaultSpecError as exc:
+        raise ScenarioError(f"{source}: faults/rate_limits: {exc}") from None
 
 
 def _typed(value: Any, kind: type, source: str, where: str) -> Any:

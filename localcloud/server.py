@@ -81,7 +81,10 @@ class LocalCloudServer:
         return f"{host}:{port}"
 
     def start(self) -> LocalCloudServer:
-        serve = threading.Thread(target=self.httpd.serve_forever, name="localcloud-http", daemon=True)
+        # A short poll interval: stop() waits for one poll, and tests start and stop many servers.
+        serve = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="localcloud-http", daemon=True
+        )
         serve.start()
         self._threads.append(serve)
         if self.speed:

@@ -57,7 +57,8 @@ class EventBridgeService(Service):
             )
         if name in self.cloud.events.buses:
             raise ApiError("EventBusAlreadyExist", f"The event bus {name!r} already exists.", 409)
-        self.cloud.events.buses[name] = EventBus(name, p.str("Description", "") or "", self.cloud.clock.iso())
+        clock = self.cloud.clock
+        self.cloud.events.buses[name] = EventBus(name, p.str("Description", "") or "", clock.iso(), clock.now)
         return self._ok({"EventBusARN": self._arn(name)})
 
     @api("GetEventBus")
@@ -85,7 +86,8 @@ class EventBridgeService(Service):
             "EventBusName": bus.name,
             "Description": bus.description,
             "EventBusARN": self._arn(bus.name),
-            "CreateTimestamp": int(self.cloud.clock.start * 1000),
+            # When the bus was created (was: the clock's start for every bus); the default bus always existed.
+            "CreateTimestamp": int((bus.created_epoch or self.cloud.clock.start) * 1000),
         }
 
     @api("PutEvents")

@@ -54,19 +54,23 @@ class Execution:
     client_token: str = ""
     timers: list[Any] = field(default_factory=list)
 
-    def to_api(self, *, parameters_as_string: bool, updated: str) -> dict[str, Any]:
-        return {
+    def to_api(self, *, listing: bool, updated: str) -> dict[str, Any]:
+        """The execution as StartExecution (`listing=False`) or ListExecutions (`listing=True`) shows it.
+
+        The two SDK models differ, and so does this: StartExecution has `Parameters` as a JSON string and
+        `LoopMode`; ListExecutions has `Parameters` as an object plus StatusReason, Category, Targets,
+        ResourceStatus and WaitingStatus (alibaba-apis.md §3.1-3.2; was one shape for both, with fields
+        neither SDK model knows)."""
+        body: dict[str, Any] = {
             "ExecutionId": self.execution_id,
             "TemplateName": self.template_name,
             "TemplateId": "t-repairimage0001",
             "TemplateVersion": "v1",
             "Mode": self.mode,
-            "LoopMode": "Automatic",
             "SafetyCheck": self.safety_check,
             "Status": self.status,
             "StatusMessage": self.status_message,
-            "StatusReason": self.status_message,
-            "Parameters": json.dumps(self.parameters) if parameters_as_string else dict(self.parameters),
+            "Parameters": dict(self.parameters) if listing else json.dumps(self.parameters),
             "Outputs": json.dumps(self.outputs),
             "Counters": {"Total": 1, "Success": int(self.status == "Success"), "Failed": int(self.status == "Failed")},
             "Tags": dict(self.tags),
@@ -83,11 +87,15 @@ class Execution:
             "ParentExecutionId": "",
             "ResourceGroupId": "",
             "Description": self.description,
-            "Category": "image_manage",
-            "Targets": "",
-            "ResourceStatus": "",
-            "WaitingStatus": "",
         }  # fmt: skip
+        if listing:
+            body.update(
+                {"StatusReason": self.status_message, "Category": "image_manage", "Targets": "",
+                 "ResourceStatus": "", "WaitingStatus": ""}
+            )  # fmt: skip
+        else:
+            body["LoopMode"] = "Automatic"
+        return body
 
 
 class OosService(Service):
@@ -102,7 +110,7 @@ class OosService(Service):
 
     def state(self) -> dict[str, Any]:
         updated = self.cloud.clock.iso()
-        return {"executions": [e.to_api(parameters_as_string=False, updated=updated) for e in self.executions.values()]}
+        return {"executions": [e.to_api(listing=True, updated=updated) for e in self.executions.values()]}
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -123,7 +131,7 @@ class OosService(Service):
         token = p.str("ClientToken")
         if token and token in self.client_tokens:
             existing = self.executions[self.client_tokens[token]]
-            return {"Execution": existing.to_api(parameters_as_string=True, updated=self.cloud.clock.iso())}
+            return {"Execution": existing.to_api(listing=False, updated=self.cloud.clock.iso())}
         parameters = p.json("Parameters", {}) or {}
         if not isinstance(parameters, dict):
             raise ApiError("InvalidParameter", "Parameters must be a JSON object.")
@@ -151,7 +159,7 @@ class OosService(Service):
         if token:
             self.client_tokens[token] = execution.execution_id
         self._simulate_repair(execution)
-        return {"Execution": execution.to_api(parameters_as_string=True, updated=cloud.clock.iso())}
+        return {"Execution": execution.to_api(listing=False, updated=cloud.clock.iso())}
 
     @api("ListExecutions")
     def list_executions(self, p: Params) -> dict[str, Any]:
@@ -181,7 +189,7 @@ class OosService(Service):
             "TotalCount": len(selected),
             "MaxResults": size,
             "NextToken": str(start + size) if start + size < len(selected) else "",
-            "Executions": [e.to_api(parameters_as_string=False, updated=updated) for e in page],
+            "Executions": [e.to_api(listing=True, updated=updated) for e in page],
         }
 
     @api("CancelExecution", write=True)

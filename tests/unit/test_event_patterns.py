@@ -140,9 +140,7 @@ def test_invalid_pattern_message_names_key_path_and_operator() -> None:
         ({"state": [{"regex": ".*"}]}, "state", "regex", "unknown operator"),
     ],
 )
-def test_invalid_operator_messages(
-    pattern: dict[str, Any], key_path: str, operator: str, detail: str
-) -> None:
+def test_invalid_operator_messages(pattern: dict[str, Any], key_path: str, operator: str, detail: str) -> None:
     with pytest.raises(InvalidEventPattern) as raised:
         EventPattern.compile(pattern)
 

@@ -57,9 +57,7 @@ def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
 
     def make(disks: list[GuestDisk] | None = None, **guest: object) -> GuestSandbox:
         spec = GuestSpec.from_mapping(guest)
-        sandbox = GuestSandbox(
-            INSTANCE_ID, spec, ALL_DISKS if disks is None else disks, base_dir=str(tmp_path)
-        )
+        sandbox = GuestSandbox(INSTANCE_ID, spec, ALL_DISKS if disks is None else disks, base_dir=str(tmp_path))
         created.append(sandbox)
         return sandbox
 
@@ -133,9 +131,7 @@ def test_fstab_mismatch_adds_one_uuid_of_no_attached_disk(make_sandbox: MakeSand
 
 def test_blkid_uuid_values_match_the_attached_disks(make_sandbox: MakeSandbox) -> None:
     sandbox = make_sandbox(fstab_mismatch=True)
-    assert run_ok(sandbox, "blkid -s UUID -o value").split() == [
-        filesystem_uuid(disk.disk_id) for disk in ALL_DISKS
-    ]
+    assert run_ok(sandbox, "blkid -s UUID -o value").split() == [filesystem_uuid(disk.disk_id) for disk in ALL_DISKS]
     full = run_ok(sandbox, "blkid").splitlines()
     assert full[0].startswith(f'/dev/vda1: UUID="{filesystem_uuid("d-web1-0")}"')
     assert 'TYPE="ext4"' in full[0]
@@ -144,9 +140,7 @@ def test_blkid_uuid_values_match_the_attached_disks(make_sandbox: MakeSandbox) -
 
 
 @pytest.mark.parametrize("planted", [False, True])
-def test_fstab_check_script_finds_the_mismatch_only_when_planted(
-    make_sandbox: MakeSandbox, planted: bool
-) -> None:
+def test_fstab_check_script_finds_the_mismatch_only_when_planted(make_sandbox: MakeSandbox, planted: bool) -> None:
     result = make_sandbox(fstab_mismatch=planted).run(FSTAB_CHECK)
     if planted:
         assert result.exit_code == 1
@@ -158,8 +152,7 @@ def test_fstab_check_script_finds_the_mismatch_only_when_planted(
 def test_lsblk_lists_disks_partition_serials_and_local_disks(make_sandbox: MakeSandbox) -> None:
     sandbox = make_sandbox()
     rows = [
-        line.split(" ")
-        for line in run_ok(sandbox, "lsblk -rno NAME,UUID,SERIAL,SIZE,TYPE,MOUNTPOINT").splitlines()
+        line.split(" ") for line in run_ok(sandbox, "lsblk -rno NAME,UUID,SERIAL,SIZE,TYPE,MOUNTPOINT").splitlines()
     ]
     assert rows == [
         ["vda", "", "web1-0", "40G", "disk", ""],
@@ -219,9 +212,7 @@ def test_missing_dirs_are_absent_and_the_rest_of_the_tree_is_there(make_sandbox:
         assert (root / present).is_dir(), present
     assert 'ID="alinux"' in (root / "etc/os-release").read_text()
     assert (root / "etc/hostname").read_text() == "iZbp1web1Z\n"
-    result = sandbox.run(
-        'for d in /lib /bin; do [ -d "${GUEST_ROOT:-}$d" ] && echo "$d ok" || echo "$d missing"; done'
-    )
+    result = sandbox.run('for d in /lib /bin; do [ -d "${GUEST_ROOT:-}$d" ] && echo "$d ok" || echo "$d missing"; done')
     assert result.output == "/lib missing\n/bin ok\n"
 
 
@@ -266,8 +257,7 @@ def test_secret_paths_cannot_escape_the_sandbox(make_sandbox: MakeSandbox, tmp_p
 def test_scripts_see_guest_root_home_and_working_dir(make_sandbox: MakeSandbox) -> None:
     sandbox = make_sandbox()
     result = sandbox.run(
-        'echo "$GUEST_ROOT|$HOME|$PWD|$GREETING"\n'
-        'echo note >"${GUEST_ROOT:-}/tmp/note"; echo oops >&2; exit 3',
+        'echo "$GUEST_ROOT|$HOME|$PWD|$GREETING"\necho note >"${GUEST_ROOT:-}/tmp/note"; echo oops >&2; exit 3',
         working_dir="/opt/app",
         env={"GREETING": "hi"},
     )

@@ -8,6 +8,7 @@ the invocation finishes on the virtual clock.
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,11 @@ class AssistantMixin:
             outcome = {"status": "Invalid", "error_code": "CommandNotApplicable",
                        "error_info": f"{invocation.command_type} does not apply to a {instance.os_type} instance."}  # fmt: skip
             delay = timings.command_seconds
+        elif not shell:
+            # Windows guests are not emulated: say so instead of running PowerShell/Bat under bash.
+            outcome = {"status": "Failed", "error_code": "ExecutionException",
+                       "error_info": f"the local cloud cannot run {invocation.command_type}: Windows guests are not emulated."}  # fmt: skip
+            delay = timings.command_seconds
         else:
             result = self._sandbox(instance).run(
                 invocation.content, timeout_s=invocation.timeout, working_dir=invocation.working_dir
@@ -235,7 +241,8 @@ class AssistantMixin:
                         "CreationTime": inv.created_at,
                         "InvocationStatus": inv.status,
                         "InvokeStatus": inv.invoke_status,
-                        "Parameters": "" if not inv.parameters else str(inv.parameters),
+                        # A JSON object string, as the API documents it (was the Python repr).
+                        "Parameters": json.dumps(inv.parameters) if inv.parameters else "",
                         "RepeatMode": "Once",
                         "Timed": False,
                         "Frequency": "",
@@ -275,6 +282,7 @@ class AssistantMixin:
     def describe_invocation_results(self: EcsService, p: Params) -> dict[str, Any]:
         """Output is Base64 unless ContentEncoding=PlainText, as documented."""
         self._region(p)
+        _check_invocation_paging(p)
         encoding = p.str("ContentEncoding", "Base64") or "Base64"
         record_status = p.str("InvokeRecordStatus")
         rows = []
@@ -318,6 +326,18 @@ class AssistantMixin:
                 },
             }
         }
+
+
+def _check_invocation_paging(p: Params) -> None:
+    """DescribeInvocationResults documents its own paging errors: 403 InvalidParam.PageNumber /
+    InvalidParam.PageSize (alibaba-apis.md §2.13), not the generic 400 InvalidParameter."""
+    for name, low, high in (("PageNumber", 1, None), ("PageSize", 1, 50)):
+        text = p.str(name)
+        if text is None:
+            continue
+        if not text.lstrip("-").isdigit() or int(text) < low or (high is not None and int(text) > high):
+            limit = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise ApiError(f"InvalidParam.{name}", f"The specified {name} {text!r} is not valid ({limit}).", 403)
 
 
 def _encode(text: str, encoding: str) -> str:

@@ -41,6 +41,14 @@ PUBLIC_IMAGES = [
     ("win2022_21H2_x64_dtc_en-us_40G_alibase_20240101.vhd", "Windows Server 2022", "Windows Server 2022", "x86_64", "windows"),
 ]  # fmt: skip
 
+# DescribeImageFromFamily's Image, as documented (alibaba-apis.md §2.6) and modelled by the SDK.
+_FAMILY_IMAGE_FIELDS = {
+    "ImageId", "ImageName", "ImageFamily", "ImageVersion", "Status", "Progress", "CreationTime", "Description",
+    "Architecture", "OSType", "OSName", "Platform", "Size", "Usage", "IsCopied", "IsSelfShared", "IsSubscribed",
+    "IsSupportCloudinit", "IsSupportIoOptimized", "ImageOwnerAlias", "ProductCode", "DiskDeviceMappings", "Tags",
+}  # fmt: skip
+_FAMILY_MAPPING_FIELDS = {"Device", "Format", "ImportOSSBucket", "ImportOSSObject", "Size", "SnapshotId", "Type"}
+
 # Params that do not change what CreateImage makes: left out of the ClientToken fingerprint.
 _TOKEN_NEUTRAL = {"ClientToken", "DryRun", "RegionId"}
 
@@ -351,7 +359,16 @@ class ImagesMixin:
         )
         self.images[image_id] = image
         for snapshot in new_snapshots:
-            snapshot.done_epoch = min(snapshot.done_epoch, image.done_epoch)
+            if image.done_epoch < snapshot.done_epoch:
+                # An image's snapshots are done when the image is: its own timer fires at the original,
+                # later time, so without this one an Available image kept "progressing" snapshots
+                # (and refused the next CreateImage with IncorrectDiskStatus.CreatingSnapshot).
+                snapshot.done_epoch = image.done_epoch
+                cloud.clock.call_at(
+                    snapshot.done_epoch,
+                    lambda s=snapshot: self._finish_snapshot(s),
+                    f"{snapshot.snapshot_id} done",
+                )
         cloud.clock.call_at(image.done_epoch, lambda: self._finish_image(image), f"{image_id} created")
         return image
 
@@ -469,11 +486,17 @@ class ImagesMixin:
         if not candidates:
             return {"Image": {}}
         newest = max(candidates, key=lambda i: (i.created_epoch, i.image_id))
-        return {
-            "Image": newest.to_api(
-                self.cloud.region, self.cloud.account_id, self.cloud.clock.now, self.image_usage(newest)
-            )
+        full = newest.to_api(self.cloud.region, self.cloud.account_id, self.cloud.clock.now, self.image_usage(newest))
+        # This API documents a smaller Image than DescribeImages (alibaba-apis.md §2.6; the SDK model
+        # agrees): no BootMode, Features, DetectionOptions, Usable..., and leaner disk mappings.
+        image = {k: v for k, v in full.items() if k in _FAMILY_IMAGE_FIELDS}
+        image["DiskDeviceMappings"] = {
+            "DiskDeviceMapping": [
+                {k: v for k, v in m.items() if k in _FAMILY_MAPPING_FIELDS}
+                for m in full["DiskDeviceMappings"]["DiskDeviceMapping"]
+            ]
         }
+        return {"Image": image}
 
     # -- changing --------------------------------------------------------------------------------
 
