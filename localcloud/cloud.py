@@ -110,6 +110,7 @@ class LocalCloud:
         self.oos = OosService(self)
         self.eventbridge = EventBridgeService(self)
         self.services = {"ecs": self.ecs, "oos": self.oos, "eventbridge": self.eventbridge}
+        self.ecs.load_images(scenario.images)
         self.ecs.load(scenario.instances)
         self.faults.set_rate_limits(scenario.rate_limits)
         self.faults.install(scenario.faults)

@@ -72,6 +72,23 @@ class DiskSpec:
 
 
 @dataclass
+class ImageSpec:
+    """A custom image that already exists when the scenario starts (an image family's history)."""
+
+    id: str
+    name: str | None = None
+    family: str = ""
+    status: str = "Available"  # Available | Deprecated | CreateFailed
+    size: int = 40
+    os: str = "linux"
+    platform: str = "Ubuntu"
+    architecture: str = "x86_64"
+    age_days: float = 1.0  # created this long before the scenario starts
+    tags: dict[str, str] = field(default_factory=dict)
+    check_failures: list[str] | None = None  # None: never checked; []: check passed
+
+
+@dataclass
 class InstanceSpec:
     id: str
     type: str = "ecs.g7.large"
@@ -100,6 +117,7 @@ class Scenario:
     quotas: Quotas = field(default_factory=Quotas)
     rate_limits: dict[str, float] = field(default_factory=dict)
     oos_events: str = "failed"  # failed: only Failed executions publish an event (as documented) | all
+    images: list[ImageSpec] = field(default_factory=list)
     instances: list[InstanceSpec] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)  # for pipeline runs; kept as given
@@ -141,14 +159,37 @@ class Scenario:
         scenario.faults = _list(data.get("faults"), source, "faults")
         scenario.actions = _list(data.get("actions"), source, "actions")
         _check_faults(scenario, source)
+        image_ids: set[str] = set()
+        for index, raw in enumerate(_list(data.get("images"), source, "images")):
+            image = _image_from(raw, source, f"images[{index}]")
+            if image.id in image_ids:
+                raise ScenarioError(f"{source}: images[{index}]: duplicate image id {image.id!r}")
+            image_ids.add(image.id)
+            scenario.images.append(image)
         seen: set[str] = set()
-        for index, raw in enumerate(data.get("instances") or []):
+        for index, raw in enumerate(_list(data.get("instances"), source, "instances")):
             spec = _instance_from(raw, source, f"instances[{index}]")
             if spec.id in seen:
                 raise ScenarioError(f"{source}: instances[{index}]: duplicate instance id {spec.id!r}")
             seen.add(spec.id)
             scenario.instances.append(spec)
         return scenario
+
+
+def _image_from(raw: Any, source: str, where: str) -> ImageSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"].startswith("m-"):
+        raise ScenarioError(f"{source}: {where}: an image is a mapping with an 'id' like m-web-v1")
+    _check_keys(raw, ImageSpec, source, where)
+    values = {k: v for k, v in raw.items() if k != "tags"}
+    image = _numbers(_dataclass_from(ImageSpec, values, source, where), source, where)
+    image.tags = {
+        str(k): "" if v is None else str(v) for k, v in _mapping(raw.get("tags"), source, f"{where}.tags").items()
+    }
+    if image.status not in ("Available", "Deprecated", "CreateFailed"):
+        raise ScenarioError(f"{source}: {where}.status must be Available, Deprecated or CreateFailed")
+    if image.check_failures is not None and not isinstance(image.check_failures, list):
+        raise ScenarioError(f"{source}: {where}.check_failures must be a list of check item names")
+    return image
 
 
 def _instance_from(raw: Any, source: str, where: str) -> InstanceSpec:

@@ -307,10 +307,10 @@ class OosService(Service):
             created_at=self.cloud.clock.iso(),
         )
         snapshot = ecs.take_snapshot(disk, name=f"image_repair_{disk.disk_id}", retention_days=1)
-        snapshot.done_epoch = self.cloud.clock.now  # the template waits for it (waitDiskFlush + createSnapshot)
-        snapshot.status = "accomplished"
         snapshot.guest, snapshot.os_type = guest, source.os_type
         snapshot.platform, snapshot.architecture = source.platform, source.architecture
+        snapshot.done_epoch = self.cloud.clock.now  # the template waits for it (waitDiskFlush + createSnapshot)
+        ecs._finish_snapshot(snapshot)  # accomplished now, publishing CreateSnapshotCompleted as any snapshot does
         stamp = datetime.fromtimestamp(self.cloud.clock.now, timezone.utc).strftime("%Y%m%d%H%M%S")
         image = ecs.register_image(
             name=f"repaired_{source.name}_{stamp}",

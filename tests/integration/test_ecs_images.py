@@ -1278,6 +1278,53 @@ def test_delete_image_of_a_shared_image_with_force_deletes_it(make_env):
     assert not image_exists(env, image_id)
 
 
+PREEXISTING = {"id": "m-web-v1", "name": "web-v1", "family": "web", "size": 20, "age_days": 30}
+
+
+def test_delete_image_in_use_by_an_instance_is_refused_without_force(make_env):
+    # Given a custom image from the scenario that an instance was created from
+    env = _env(make_env, {**SRC, "image_id": "m-web-v1"}, images=[PREEXISTING])
+
+    # When deleting it without Force
+    with pytest.raises(ClientException) as excinfo:
+        _delete(env, "m-web-v1")
+
+    # Then 403 ImageUsingByInstance naming the instance, and the image stays
+    assert_api_error(excinfo.value, "ImageUsingByInstance", 403, "i-src")
+    assert image_exists(env, "m-web-v1")
+
+
+def test_delete_image_in_use_by_an_instance_with_force_deletes_it(make_env):
+    # Given a custom image an instance uses
+    env = _env(make_env, {**SRC, "image_id": "m-web-v1"}, images=[PREEXISTING])
+
+    # When deleting it with Force=True
+    _delete(env, "m-web-v1", force=True)
+
+    # Then it is gone, and its snapshot is no longer used by an image
+    assert not image_exists(env, "m-web-v1")
+    assert describe_snapshot(env, "s-web-v1").usage == "none"
+
+
+def test_scenario_images_are_available_in_their_family_with_an_accomplished_snapshot(make_env):
+    # Given a scenario with a pre-existing image in family web
+    env = _env(make_env, images=[PREEXISTING])
+
+    # When reading it back
+    image = describe_image(env, "m-web-v1")
+
+    # Then it is an Available, Usable custom image of the family, older than the scenario start
+    assert (image.status, image.image_family, image.usable, image.image_owner_alias) == (
+        "Available",
+        "web",
+        True,
+        "self",
+    )
+    assert image.creation_time < env.cloud.clock.iso()
+    assert describe_snapshot(env, "s-web-v1").status == "accomplished"
+    assert describe_snapshot(env, "s-web-v1").usage == "image"
+
+
 def test_delete_image_of_a_system_image_is_refused(make_env):
     # Given an instance running the Ubuntu public image
     env = _env(make_env, {**SRC, "image_id": UBUNTU})

@@ -409,3 +409,43 @@ def test_load_of_a_yaml_list_is_refused(tmp_path: Path) -> None:
         Scenario.load(path)
     # Then the error says a scenario is a mapping
     assert "mapping" in str(caught.value)
+
+
+# -- pre-existing images ---------------------------------------------------------------------------
+
+
+def test_scenario_images_load_with_their_defaults() -> None:
+    # Given a scenario with an image family's history
+    scenario = Scenario.from_mapping({"images": [{"id": "m-web-v1", "family": "web", "check_failures": []}]})
+    # Then the image spec keeps what was given and defaults the rest
+    (image,) = scenario.images
+    assert (image.id, image.family, image.status, image.size, image.check_failures) == (
+        "m-web-v1",
+        "web",
+        "Available",
+        40,
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"images": [{"id": "web-v1"}]}, "m-web-v1"),
+        ({"images": [{"id": "m-1", "status": "Creating"}]}, "status"),
+        ({"images": [{"id": "m-1", "size": "big"}]}, "size"),
+        ({"images": [{"id": "m-1", "colour": "red"}]}, "colour"),
+        ({"images": [{"id": "m-1"}, {"id": "m-1"}]}, "duplicate"),
+    ],
+)
+def test_a_malformed_image_is_refused_naming_the_key(data: dict[str, Any], named: str) -> None:
+    assert named in error_of(data)
+
+
+def test_an_instance_of_an_unknown_image_is_refused_when_the_cloud_boots() -> None:
+    # Given an instance whose image_id is neither public nor in the scenario
+    scenario = Scenario.from_mapping({"instances": [{"id": "i-1", "image_id": "m-nowhere"}]})
+    # When a cloud is built from it
+    # Then the error names the image
+    with pytest.raises(ScenarioError, match="m-nowhere"):
+        LocalCloud(scenario)

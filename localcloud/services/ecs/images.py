@@ -26,6 +26,7 @@ from localcloud.services.ecs.validation import (
 from localcloud.wire import Params
 
 if TYPE_CHECKING:
+    from localcloud.scenario import ImageSpec
     from localcloud.services.ecs import EcsService
 
 IMAGE_STATUSES = ("Creating", "Waiting", "Available", "UnAvailable", "CreateFailed", "Deprecated")
@@ -72,6 +73,53 @@ class ImagesMixin:
                 created_epoch=0,
                 done_epoch=0,
                 usable=True,
+            )
+
+    def load_images(self: EcsService, specs: list[ImageSpec]) -> None:
+        """Custom images that exist before the scenario starts, each with its accomplished snapshot."""
+        clock = self.cloud.clock
+        for spec in specs:
+            created = clock.now - spec.age_days * 86400
+            snapshot_id = f"s-{spec.id.removeprefix('m-')}"
+            self.snapshots[snapshot_id] = Snapshot(
+                snapshot_id=snapshot_id,
+                name=f"image_{spec.id}",
+                disk_id=f"d-{spec.id.removeprefix('m-')}-source",
+                disk_type="system",
+                source_size=spec.size,
+                category="cloud_essd",
+                created_at=clock.iso(created),
+                created_epoch=created,
+                done_epoch=created,
+                instance_id=None,
+                guest=GuestSpec(check_failures=list(spec.check_failures or [])),
+                os_type=spec.os,
+                platform=spec.platform,
+                architecture=spec.architecture,
+                status="accomplished",
+            )
+            checked = spec.check_failures is not None
+            self.images[spec.id] = Image(
+                image_id=spec.id,
+                name=spec.name or spec.id,
+                owner_alias="self",
+                status=spec.status,
+                os_type=spec.os,
+                platform=spec.platform,
+                os_name=f"{spec.platform} 64-bit",
+                architecture=spec.architecture,
+                boot_mode="BIOS",
+                size=spec.size,
+                mappings=[DiskMapping("/dev/xvda", "system", snapshot_id, spec.size)],
+                created_at=clock.iso(created),
+                created_epoch=created,
+                done_epoch=created,
+                family=spec.family,
+                tags=dict(spec.tags),
+                usable=spec.status != "CreateFailed",
+                detection_strategy="Standard" if checked else "",
+                detection_status="Finished" if checked else "",
+                detection_items=check_result_items(list(spec.check_failures or [])) if checked else [],
             )
 
     def _image(self: EcsService, image_id: str) -> Image:

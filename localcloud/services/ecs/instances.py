@@ -66,6 +66,12 @@ class InstancesMixin:
                 encrypted=disk_spec.encrypted,
             )
             disk_ids.append(disk_id)
+        if spec.image_id and spec.image_id not in self.images:
+            from localcloud.scenario import ScenarioError
+
+            raise ScenarioError(
+                f"instance {spec.id}: image_id {spec.image_id!r} is neither a public image nor one of the scenario's images"
+            )
         os_name = spec.os_name or (f"{spec.platform} 64-bit" if spec.os == "linux" else spec.platform)
         instance = Instance(
             instance_id=spec.id,
