@@ -1,8 +1,9 @@
 # Bakery — every command the README names. `make demo` and `make test` work on a fresh clone:
 # they create .venv and install the project (plus its dev/local extras) first.
 
-# FC's runtime is python3.10: use it when the machine has it, else any python3 (>= 3.10).
-PYTHON ?= $(shell command -v python3.10 2>/dev/null || command -v python3)
+# FC's runtime is python3.10: use one that really runs (a pyenv shim may exist yet refuse), else python3.
+PYTHON ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 python3; do \
+	  $$p -c 'import sys; assert sys.version_info >= (3, 10)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
