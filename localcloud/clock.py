@@ -55,6 +55,10 @@ class VirtualClock:
     def call_later(self, delay: float, callback: Callable[[], None], label: str = "") -> _Timer:
         return self.call_at(self.now + max(0.0, delay), callback, label)
 
+    def cancel(self, timer: _Timer) -> None:
+        """A cancelled timer never fires (it is dropped lazily from the heap)."""
+        timer.cancelled = True
+
     def next_due(self) -> float | None:
         """When the next live timer fires, or None when nothing is scheduled."""
         while self._timers and self._timers[0].cancelled:

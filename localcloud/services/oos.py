@@ -203,7 +203,7 @@ class OosService(Service):
             )
         if execution.status not in TERMINAL:
             for timer in execution.timers:
-                timer.cancelled = True
+                self.cloud.clock.cancel(timer)
             self._end(execution, "Cancelled", "Execution is cancelled by user.")
         return {}
 

@@ -1,0 +1,186 @@
+"""ECS (2014-05-26) through the real SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from alibabacloud_ecs20140526 import models as m
+
+from bakery.adapters.sdk import call
+from bakery.clients import client
+from bakery.config import Settings
+from bakery.errors import CloudError
+from bakery.model import CheckItem, CommandResult, Disk, Image, Instance
+
+ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
+
+
+class Ecs:
+    def __init__(self, settings: Settings) -> None:
+        self.region = settings.region
+        self._client = client("ecs", settings)
+
+    def _call(self, action: str, method: Any, request: Any) -> Any:
+        return call("ecs", action, method, request).body
+
+    # -- instances ---------------------------------------------------------------------------------
+
+    def instance(self, instance_id: str) -> Instance | None:
+        body = self._call("DescribeInstances", self._client.describe_instances,
+                          m.DescribeInstancesRequest(region_id=self.region, instance_ids=json.dumps([instance_id])))  # fmt: skip
+        found = body.instances.instance if body.instances else []
+        return _instance(found[0]) if found else None
+
+    def instances_tagged(self, key: str, value: str | None = None) -> list[Instance]:
+        """Every instance carrying tag `key` (= `value`), over all pages: O(pages), not O(instances)."""
+        tag = [m.DescribeInstancesRequestTag(key=key, value=value)]
+        result, token = [], None
+        while True:
+            body = self._call("DescribeInstances", self._client.describe_instances,
+                              m.DescribeInstancesRequest(region_id=self.region, tag=tag, max_results=100, next_token=token))  # fmt: skip
+            result += [_instance(i) for i in (body.instances.instance if body.instances else [])]
+            token = body.next_token
+            if not token:
+                return result
+
+    def disks(self, instance_id: str) -> list[Disk]:
+        body = self._call("DescribeDisks", self._client.describe_disks,
+                          m.DescribeDisksRequest(region_id=self.region, instance_id=instance_id, max_results=100))  # fmt: skip
+        return [Disk(d.disk_id, d.type, d.category, d.size, bool(d.encrypted)) for d in body.disks.disk]
+
+    def stop(self, instance_id: str) -> None:
+        self._call("StopInstance", self._client.stop_instance, m.StopInstanceRequest(instance_id=instance_id))
+
+    def start(self, instance_id: str) -> None:
+        self._call("StartInstance", self._client.start_instance, m.StartInstanceRequest(instance_id=instance_id))
+
+    # -- tags --------------------------------------------------------------------------------------
+
+    def tag(self, resource_type: str, resource_id: str, tags: dict[str, str]) -> None:
+        if not tags:
+            return
+        self._call("TagResources", self._client.tag_resources, m.TagResourcesRequest(
+            region_id=self.region, resource_type=resource_type, resource_id=[resource_id],
+            tag=[m.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
+
+    def untag(self, resource_type: str, resource_id: str, keys: list[str]) -> None:
+        if not keys:
+            return
+        self._call("UntagResources", self._client.untag_resources, m.UntagResourcesRequest(
+            region_id=self.region, resource_type=resource_type, resource_id=[resource_id], tag_key=keys))  # fmt: skip
+
+    # -- Cloud Assistant -----------------------------------------------------------------------------
+
+    def run_script(self, instance_id: str, script: str, *, name: str, timeout_s: int = 120) -> str:
+        body = self._call("RunCommand", self._client.run_command, m.RunCommandRequest(
+            region_id=self.region, type="RunShellScript", instance_id=[instance_id], name=name, timeout=timeout_s,
+            content_encoding="Base64", command_content=base64.b64encode(script.encode()).decode()))  # fmt: skip
+        return body.invoke_id
+
+    def command_result(self, invoke_id: str, instance_id: str) -> CommandResult | None:
+        body = self._call("DescribeInvocationResults", self._client.describe_invocation_results,
+                          m.DescribeInvocationResultsRequest(region_id=self.region, invoke_id=invoke_id,
+                                                             instance_id=instance_id, content_encoding="PlainText"))  # fmt: skip
+        results = body.invocation.invocation_results.invocation_result if body.invocation else []
+        if not results:
+            return None
+        r = results[0]
+        return CommandResult(r.invoke_id, r.instance_id, r.invoke_record_status, r.invocation_status, r.exit_code,
+                             r.output or "", r.error_code or "")  # fmt: skip
+
+    # -- images --------------------------------------------------------------------------------------
+
+    def create_image(
+        self, instance_id: str, *, name: str, description: str, tags: dict[str, str], client_token: str
+    ) -> str:
+        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
+            region_id=self.region, instance_id=instance_id, image_name=name, description=description,
+            detection_strategy="Standard", client_token=client_token,
+            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
+        return body.image_id
+
+    def create_image_from_snapshots(self, snapshot_ids: list[str], *, name: str, description: str,
+                                    tags: dict[str, str], client_token: str) -> str:  # fmt: skip
+        """One image from system + data snapshots of (possibly) different instances."""
+        mappings = [m.CreateImageRequestDiskDeviceMapping(snapshot_id=s, disk_type="system" if i == 0 else "data")
+                    for i, s in enumerate(snapshot_ids)]  # fmt: skip
+        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
+            region_id=self.region, disk_device_mapping=mappings, image_name=name, description=description,
+            detection_strategy="Standard", client_token=client_token,
+            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
+        return body.image_id
+
+    def image(self, image_id: str) -> Image | None:
+        body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+            region_id=self.region, image_id=image_id, status=ALL_IMAGE_STATUSES, image_owner_alias="self"))  # fmt: skip
+        found = body.images.image if body.images else []
+        return _image(found[0]) if found else None
+
+    def images_tagged(self, key: str, value: str | None = None) -> list[Image]:
+        """Every own image carrying tag `key` (= `value`), in any status, over all pages."""
+        tag = [m.DescribeImagesRequestTag(key=key, value=value)]
+        result, page = [], 1
+        while True:
+            body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+                region_id=self.region, status=ALL_IMAGE_STATUSES, image_owner_alias="self", tag=tag,
+                page_size=100, page_number=page))  # fmt: skip
+            batch = body.images.image if body.images else []
+            result += [_image(i) for i in batch]
+            if page * 100 >= (body.total_count or 0) or not batch:
+                return result
+            page += 1
+
+    def set_image_attributes(self, image_id: str, *, family: str | None = None, status: str | None = None,
+                             description: str | None = None) -> None:  # fmt: skip
+        self._call("ModifyImageAttribute", self._client.modify_image_attribute, m.ModifyImageAttributeRequest(
+            region_id=self.region, image_id=image_id, image_family=family, status=status, description=description))  # fmt: skip
+
+    def newest_in_family(self, family: str) -> str | None:
+        body = self._call("DescribeImageFromFamily", self._client.describe_image_from_family,
+                          m.DescribeImageFromFamilyRequest(region_id=self.region, image_family=family))  # fmt: skip
+        return body.image.image_id if body.image and body.image.image_id else None
+
+    def delete_image_and_snapshots(self, image: Image) -> None:
+        """Images leave their snapshots behind, and snapshots bill until deleted: remove both."""
+        self._call("DeleteImage", self._client.delete_image,
+                   m.DeleteImageRequest(region_id=self.region, image_id=image.image_id, force=False))  # fmt: skip
+        for snapshot_id in image.snapshot_ids:
+            try:
+                self._call(
+                    "DeleteSnapshot", self._client.delete_snapshot, m.DeleteSnapshotRequest(snapshot_id=snapshot_id)
+                )
+            except CloudError as exc:
+                if exc.code != "SnapshotCreatedImage":  # another image still uses it: keep it, it is not ours alone
+                    raise
+
+
+def _tags(container: Any) -> dict[str, str]:
+    return {t.tag_key: t.tag_value or "" for t in (container.tag if container and container.tag else [])}
+
+
+def _instance(i: Any) -> Instance:
+    locks = tuple(lock.lock_reason for lock in (i.operation_locks.lock_reason if i.operation_locks else []) or [])
+    return Instance(
+        instance_id=i.instance_id, status=i.status, instance_type=i.instance_type, os_type=(i.ostype or "linux").lower(),
+        platform=i.osname or "", architecture="x86_64", tags=_tags(i.tags), lock_reasons=locks,
+        local_disk_count=i.local_storage_amount or 0, name=i.instance_name or "",
+    )  # fmt: skip
+
+
+def _image(i: Any) -> Image:
+    detection = i.detection_options
+    items = tuple(
+        CheckItem(it.name, it.value or "", it.risk_level or "", it.risk_code or "")
+        for it in (detection.items.item if detection and detection.items and detection.items.item else [])
+    )
+    mappings = i.disk_device_mappings.disk_device_mapping if i.disk_device_mappings else []
+    return Image(
+        image_id=i.image_id, name=i.image_name or "", status=i.status, usable=bool(i.usable), family=i.image_family or "",
+        description=i.description or "", os_type=(i.ostype or "linux").lower(), platform=i.platform or "",
+        architecture=i.architecture or "x86_64", tags=_tags(i.tags),
+        snapshot_ids=tuple(mp.snapshot_id for mp in mappings or [] if mp.snapshot_id),
+        detection_status=(detection.status or "") if detection else "", check_items=items,
+        creation_time=i.creation_time or "",
+    )  # fmt: skip

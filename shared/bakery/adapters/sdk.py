@@ -1,0 +1,52 @@
+"""One way to call an SDK method: name the action, map every failure onto bakery.errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bakery.errors import BakeFailure, CloudError, RetryableError
+
+T = TypeVar("T")
+
+# Codes that say "try again later" (alibaba-apis.md §1.7, §2.1; the Terraform provider retries these too).
+RETRYABLE_CODES = {
+    "ServiceUnavailable", "InternalError", "OperationConflict", "Operation.Conflict", "LastTokenProcessing",
+    "IncorrectDiskStatus.CreatingSnapshot", "UnknownError",
+}  # fmt: skip
+PERMISSION_CODES = {"Forbidden.RAM", "Forbidden", "Forbidden.SubUser", "Forbidden.Unauthorized", "NoPermission.Tag",
+                    "Forbidden.NotSupportRAM"}  # fmt: skip
+
+
+def call(service: str, action: str, method: Callable[..., T], *args: Any) -> T:
+    """Run `method(*args)` for the RAM action `<service>:<action>`, translating SDK errors."""
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException
+    from darabonba.exceptions import UnretryableException
+
+    try:
+        return method(*args)
+    except ThrottlingException as exc:
+        raise RetryableError(
+            f"{action} was throttled", code=exc.code or "Throttling", retry_after_ms=exc.retry_after
+        ) from exc
+    except AlibabaCloudException as exc:
+        code = exc.code or ""
+        status = getattr(exc, "status_code", 0) or 0
+        message = (exc.data or {}).get("Message", str(exc)) if isinstance(exc.data, dict) else str(exc)
+        if code.startswith("Throttling") or code == "Rejected.Throttling" or code in RETRYABLE_CODES or status >= 500:
+            raise RetryableError(f"{action}: {code}: {message}", code=code) from exc
+        if code in PERMISSION_CODES:
+            ram_action = f"{service}:{action}"
+            detail = exc.access_denied_detail if isinstance(getattr(exc, "access_denied_detail", None), dict) else {}
+            ram_action = detail.get("AuthAction", ram_action) if detail else ram_action
+            raise BakeFailure(
+                "missing-permission",
+                f"The function's RAM role may not call {ram_action} ({code}). Add "
+                f'{{"Effect": "Allow", "Action": ["{ram_action}"], "Resource": "*"}} to its policy '
+                "(template.yml FunctionRole); CreateImage also needs snapshot and instance read permissions.",
+                action=ram_action,
+                code=code,
+            ) from exc
+        raise CloudError(code, message, status=status, action=action) from exc
+    except UnretryableException as exc:  # connection refused, timeouts, TLS: the endpoint may be back later
+        raise RetryableError(f"{action}: cannot reach the API: {exc}", code="Unreachable") from exc

@@ -1,0 +1,57 @@
+"""The FC edge: bytes → validated event → one pipeline call, under one error policy.
+
+- InvalidEvent (malformed or foreign): logged and dropped — no retry storm, no API mutation.
+- RetryableError (throttling, 5xx, transitional state): re-raised, so FC's async retry comes back.
+- BakeFailure escaping a step: the pipeline already ended the bake; logged here as well.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bakery.config import Settings
+from bakery.errors import BakeFailure, InvalidEvent, RetryableError
+from bakery.events import CloudEvent, TimerEvent, parse_invocation
+from bakery.log import bound, configure, get_logger
+from bakery.pipeline import Pipeline
+
+log = get_logger("bakery.handler")
+
+Route = Callable[[Pipeline, "CloudEvent | TimerEvent"], Any]
+
+
+def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
+    """Wrap `route` as an FC handler `handler(event: bytes, context) -> str` (JSON)."""
+
+    def handler(event: bytes, context: Any) -> str:
+        settings = Settings.from_env()
+        configure(settings.log_level)
+        with bound(function=name, request_id=getattr(context, "request_id", None)):
+            try:
+                parsed = parse_invocation(event)
+            except InvalidEvent as exc:
+                log.warning("dropped an invalid event", reason=str(exc))
+                return json.dumps({"status": "dropped", "reason": str(exc)})
+            event_fields = (
+                {"event_id": parsed.id, "event_type": parsed.type}
+                if isinstance(parsed, CloudEvent)
+                else {"timer": parsed.trigger_name}
+            )
+            with bound(**event_fields):
+                try:
+                    outcome = route(Pipeline.from_settings(settings), parsed)
+                except InvalidEvent as exc:
+                    log.warning("dropped an event this function does not handle", reason=str(exc))
+                    return json.dumps({"status": "dropped", "reason": str(exc)})
+                except RetryableError as exc:
+                    log.warning("will be retried", reason=str(exc), code=exc.code)
+                    raise
+                except BakeFailure as exc:
+                    log.error("bake failed", reason=exc.reason, detail=exc.message)
+                    return json.dumps({"status": "failed", "reason": exc.reason})
+                return json.dumps({"status": "ok", **(outcome or {})}, default=str)
+
+    handler.__name__ = f"{name}_handler"
+    return handler

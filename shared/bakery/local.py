@@ -1,0 +1,215 @@
+"""Local runs: the local cloud + the local FC runtime from template.yml + a scenario's operator actions.
+
+Dev tooling only (imports localcloud, which is never deployed): `bakery local run`, `bakery demo`,
+`bakery invoke` and the end-to-end tests all go through `LocalRun`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakery import tags
+
+LOCAL_PARAMETERS = {
+    "CodeBucket": "local-code",
+    "RepairVSwitchId": "vsw-local",
+    "RepairSecurityGroupId": "sg-local",
+}
+OPERATOR_KEY = "LTAIoperator"  # the operator's own access key: ActionTrail shows who tagged
+
+
+def default_template() -> Path:
+    here = Path.cwd() / "template.yml"
+    if here.exists():
+        return here
+    source_tree = Path(__file__).resolve().parents[2] / "template.yml"
+    if source_tree.exists():
+        return source_tree
+    raise FileNotFoundError("no template.yml here: run from the project root or pass --template PATH")
+
+
+@dataclass
+class LocalRun:
+    """One local region with Bakery deployed into it from template.yml."""
+
+    scenario: Any  # localcloud.Scenario
+    template_path: Path = field(default_factory=default_template)
+    parameters: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # extra env for every function (e.g. policies)
+
+    def __post_init__(self) -> None:
+        from alibabacloud_ecs20140526.client import Client as EcsClient
+
+        from localcloud import LocalCloud
+        from localcloud.fc.runtime import LocalRuntime
+        from localcloud.fc.template import load_template
+        from localcloud.testing import running, sdk_config
+
+        self._stack = ExitStack()
+        self.cloud = LocalCloud(self.scenario, record_replies=False)
+        self._stack.callback(self.cloud.close)
+        self.cloud_env = self._stack.enter_context(running(self.cloud, "inprocess"))
+        parameters = {"RepairZoneId": f"{self.cloud.region}-h", **LOCAL_PARAMETERS, **self.parameters}
+        self.template = load_template(self.template_path, parameters, region=self.cloud.region,
+                                      account_id=self.cloud.account_id)  # fmt: skip
+        for fn in self.template.functions.values():
+            fn.env.update(self.env)
+        self.runtime = LocalRuntime(
+            self.cloud, self.template, endpoint=self.cloud_env.endpoint, seed=self.scenario.seed
+        )
+        self.runtime.start()
+        self._stack.callback(self.runtime.stop)
+        self.operator = EcsClient(sdk_config(self.cloud_env.endpoint, self.cloud.region, access_key_id=OPERATOR_KEY))
+        self.initial_status = {i.instance_id: i.status for i in self.cloud.ecs.instances.values()}
+        self.initial_images = {i for i, img in self.cloud.ecs.images.items() if img.owner_alias == "self"}
+        self.initial_snapshots = set(self.cloud.ecs.snapshots)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> LocalRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- operator actions --------------------------------------------------------------------------
+
+    def tag(self, instance_id: str, tag_values: dict[str, str]) -> None:
+        """What a person does in the console or CLI: TagResources on the instance."""
+        from alibabacloud_ecs20140526 import models as m
+
+        self.operator.tag_resources(m.TagResourcesRequest(
+            region_id=self.cloud.region, resource_type="instance", resource_id=[instance_id],
+            tag=[m.TagResourcesRequestTag(key=k, value=str(v)) for k, v in tag_values.items()]))  # fmt: skip
+
+    def apply(self, action: dict[str, Any]) -> None:
+        if "tag" in action:
+            spec = action["tag"]
+            self.tag(spec["instance"], spec["tags"])
+        else:
+            raise ValueError(f"unknown scenario action {action!r}: supported: {{at: SECONDS, tag: {{instance, tags}}}}")
+
+    def run(self, on_step: Callable[[LocalRun], None] | None = None, step_seconds: float = 60.0) -> dict[str, Any]:
+        """Apply the scenario's actions at their times, then run until idle. Returns the report."""
+        start = self.cloud.clock.now
+        for action in sorted(self.scenario.actions, key=lambda a: float(a.get("at", 0))):
+            self.runtime.run_until(start + float(action.get("at", 0)))
+            self.apply(action)
+        while True:
+            result = self.runtime.run_until_idle(max_simulated_seconds=step_seconds if on_step else 30 * 86400)
+            if on_step:
+                on_step(self)
+            if result["stopped"] != "time-limit" or not on_step:
+                break
+        return self.report()
+
+    # -- what happened -----------------------------------------------------------------------------
+
+    def bakery_events(self) -> list[dict[str, Any]]:
+        return [e.event for e in self.cloud.events.read(0, "bakery")]
+
+    def report(self) -> dict[str, Any]:
+        ecs = self.cloud.ecs
+        bakes: dict[str, dict[str, Any]] = {}
+        for event in self.bakery_events():
+            data = event.get("data") or {}
+            bake_id = data.get("bakeId")
+            if not bake_id:
+                continue
+            bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": data.get("instanceId"), "state": "in-flight",
+                                              "imageId": None, "family": None, "attempts": 0, "reason": None})  # fmt: skip
+            bake["instanceId"] = bake["instanceId"] or data.get("instanceId")
+            kind = event["type"]
+            if kind in ("bakery:Image:CreationStarted", "bakery:Image:Repaired"):
+                bake["attempts"] = len({*bake.setdefault("_images", set()), data["imageId"]})
+                bake["_images"].add(data["imageId"])
+                bake["family"] = bake["family"] or data.get("family") or None
+            elif kind == "bakery:Image:Ready":
+                bake.update(state="ready", imageId=data["imageId"], family=data.get("family") or None, reason=None)
+            elif kind == "bakery:Bake:Failed":
+                bake.update(state="failed", reason=data.get("reason"), message=data.get("message"))
+        for bake in bakes.values():
+            bake.pop("_images", None)
+        now = self.cloud.clock.now
+        summary = self.runtime.summary()
+        return {
+            "bakes": list(bakes.values()),
+            "images": [
+                {
+                    "imageId": i.image_id,
+                    "name": i.name,
+                    "status": i.status,
+                    "family": i.family,
+                    "tags": dict(i.tags),
+                    "check": {
+                        "status": i.detection_status,
+                        "failing": [x["Name"] for x in i.detection_items if x.get("RiskLevel")],
+                    },
+                }
+                for i in ecs.images.values()
+                if i.owner_alias == "self"
+            ],
+            "snapshots": [
+                {
+                    "snapshotId": s.snapshot_id,
+                    "status": s.status,
+                    "usage": ecs.snapshot_usage(s),
+                    "sizeGiB": s.source_size,
+                }
+                for s in ecs.snapshots.values()
+            ],
+            "instances": [
+                {"instanceId": i.instance_id, "status": i.status, "tags": dict(i.tags)} for i in ecs.instances.values()
+            ],
+            "api_calls": dict(self.cloud.calls),
+            "simulated_seconds": round(now - self.cloud.clock.start, 3),
+            "deliveries": {
+                "count": summary["deliveries"],
+                "retries": summary["retries"],
+                "dead_letters": summary["dead_letters"],
+                "errors": summary["errors"],
+            },
+        }
+
+    def invariant_violations(self, report: dict[str, Any] | None = None) -> list[str]:
+        """The safety promises, checked against the final state: each violation is one readable line."""
+        report = report or self.report()
+        problems: list[str] = []
+        images = {i["imageId"]: i for i in report["images"]}
+        new_images = {k: v for k, v in images.items() if k not in self.initial_images}
+        for bake in report["bakes"]:
+            mine = [i for i in new_images.values() if i["tags"].get(tags.BAKE_ID) == bake["bakeId"]]
+            ready = [i for i in mine if i["tags"].get(tags.STATE) == tags.READY]
+            if len(ready) > 1:
+                problems.append(f"bake {bake['bakeId']}: {len(ready)} ready images (duplicate)")
+            if bake["state"] == "ready" and [i["imageId"] for i in mine] != [bake["imageId"]]:
+                problems.append(
+                    f"bake {bake['bakeId']}: images left besides the promoted one: {[i['imageId'] for i in mine]}"
+                )
+            if bake["state"] == "failed" and mine:
+                problems.append(f"bake {bake['bakeId']} failed but left images {[i['imageId'] for i in mine]}")
+        for image in new_images.values():
+            if image["tags"].get(tags.STATE) != tags.READY:
+                problems.append(f"orphaned image {image['imageId']} (state {image['tags'].get(tags.STATE)})")
+            if image["family"] and (image["check"]["status"] != "Finished" or image["check"]["failing"]):
+                problems.append(f"image {image['imageId']} is in family {image['family']} without a passed check")
+        used = {s for i in self.cloud.ecs.images.values() for s in (m.snapshot_id for m in i.mappings)}
+        for snapshot in report["snapshots"]:
+            if snapshot["snapshotId"] not in used and snapshot["snapshotId"] not in self.initial_snapshots:
+                problems.append(f"orphaned snapshot {snapshot['snapshotId']} ({snapshot['status']})")
+        for instance in report["instances"]:
+            if self.initial_status.get(instance["instanceId"]) == "Running" and instance["status"] != "Running":
+                problems.append(f"instance {instance['instanceId']} was Running and is now {instance['status']}")
+            if tags.STOPPED_BY_BAKERY in instance["tags"]:
+                problems.append(f"instance {instance['instanceId']} still carries {tags.STOPPED_BY_BAKERY}")
+        return problems
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
