@@ -102,7 +102,13 @@ class LocalRun:
             self.runtime.run_until(start + float(action.get("at", 0)))
             self.apply(action)
         while True:
+            step_end = self.cloud.clock.now + step_seconds
             result = self.runtime.run_until_idle(max_simulated_seconds=step_seconds if on_step else 30 * 86400)
+            if on_step and result["stopped"] == "time-limit":
+                # run_until_idle stops *before* a timer beyond the step without moving the clock, so the
+                # next step started from the same instant and, whenever the next timer (e.g. the 5-minute
+                # sweep) was further away than step_seconds, looped forever. Close the step at its end.
+                self.runtime.run_until(step_end)
             if on_step:
                 on_step(self)
             if result["stopped"] != "time-limit" or not on_step:
@@ -119,19 +125,28 @@ class LocalRun:
         bakes: dict[str, dict[str, Any]] = {}
         for event in self.bakery_events():
             data = event.get("data") or {}
+            # Anyone may PutEvents onto the bus: a foreign or malformed event (data not an object, no
+            # imageId) is not Bakery's and used to crash the report (AttributeError / KeyError).
+            if not isinstance(data, dict) or event.get("source") != "bakery":
+                continue
             bake_id = data.get("bakeId")
-            if not bake_id:
+            if not bake_id or not isinstance(bake_id, str):
                 continue
             bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": data.get("instanceId"), "state": "in-flight",
                                               "imageId": None, "family": None, "attempts": 0, "reason": None})  # fmt: skip
             bake["instanceId"] = bake["instanceId"] or data.get("instanceId")
-            kind = event["type"]
-            if kind in ("bakery:Image:CreationStarted", "bakery:Image:Repaired"):
-                bake["attempts"] = len({*bake.setdefault("_images", set()), data["imageId"]})
-                bake["_images"].add(data["imageId"])
+            kind = event.get("type")
+            image_id = data.get("imageId") if isinstance(data.get("imageId"), str) else None
+            if kind in ("bakery:Image:CreationStarted", "bakery:Image:Repaired") and image_id:
+                bake["attempts"] = len({*bake.setdefault("_images", set()), image_id})
+                bake["_images"].add(image_id)
                 bake["family"] = bake["family"] or data.get("family") or None
-            elif kind == "bakery:Image:Ready":
-                bake.update(state="ready", imageId=data["imageId"], family=data.get("family") or None, reason=None)
+            elif kind == "bakery:Image:Ready" and image_id:
+                bake.update(state="ready", imageId=image_id, family=data.get("family") or None, reason=None)
+                # Ready carries the bake's own count (CreateImage attempts + repairs): counting only the
+                # CreationStarted/Repaired events seen undercounts when one of them was lost in transit.
+                counted = data.get("attempts")
+                bake["attempts"] = max(bake["attempts"], counted if isinstance(counted, int) else 0)
             elif kind == "bakery:Bake:Failed":
                 bake.update(state="failed", reason=data.get("reason"), message=data.get("message"))
         for bake in bakes.values():

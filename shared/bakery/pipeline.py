@@ -136,6 +136,11 @@ class Pipeline:
         if instance.status != "Running":
             return self._unchecked_guest(instance, f"the instance is {instance.status}, so Cloud Assistant cannot "
                                          "inspect its disk")  # fmt: skip
+        if instance.os_type != "linux":
+            # The preflight is a RunShellScript: on Windows Cloud Assistant refuses it (status Invalid) and the
+            # bake used to end "preflight-error: output could not be read", which tells nobody what to do.
+            return self._unchecked_guest(instance, f"the preflight is a Linux shell script and the instance runs "
+                                         f"{instance.os_type}")  # fmt: skip
         skip = [rule for rule, tag in tags.ALLOW.items() if tags.truthy(instance.tags.get(tag))]
         invoke_id = self.ecs.run_script(instance.instance_id, preflight_script_for(self.settings, skip),
                                         name=f"{PREFLIGHT_COMMAND}-{bake_id}")  # fmt: skip
@@ -147,6 +152,11 @@ class Pipeline:
         instance = self.ecs.instance(instance_id) if instance_id else None
         if instance is None or instance.tags.get(tags.PREFLIGHT_INVOKE) != event.data.get("invokeId"):
             return  # someone else's command, or a bake that already moved on
+        if instance.tags.get(tags.STATE) != tags.PREFLIGHT:
+            # A duplicated TaskCompleted after the first copy moved the bake on (stopping/creating): the
+            # invoke tag is still there, so without this guard the copy re-ran _after_preflight and called
+            # CreateImage on a Stopping instance (IncorrectInstanceStatus, retried into the dead letter).
+            return
         with bound(bake_id=instance.tags.get(tags.BAKE_ID), instance_id=instance_id):
             try:
                 self._finish_preflight(instance)

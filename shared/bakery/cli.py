@@ -1,0 +1,205 @@
+"""`bakery`: the operator's command line.
+
+    bakery demo                                  the bundled local scenario, narrated
+    bakery local run SCENARIO --report OUT.json  a scenario through template.yml against the local cloud
+    bakery invoke FUNCTION EVENT_FILE            one function, one event (like `sam local invoke`)
+
+Exit codes: 0 done, 1 the run broke a safety promise or a bake did not finish, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+_EVENT_LINES = {
+    "bakery:Image:CreationStarted": lambda d: f"CreateImage {d['imageId']} (attempt {d.get('attempt')})",
+    "bakery:Image:CheckFailed": lambda d: (
+        f"image check FAILED on {d['imageId']}: "
+        + ", ".join(f"{i['name']} ({i.get('riskCode')})" for i in d.get("items", []))
+    ),
+    "bakery:Image:RepairStarted": lambda d: (
+        f"ACS-ECS-RepairImage {d['executionId']} repairItems={d.get('repairItems')}"
+    ),
+    "bakery:Image:Repaired": lambda d: f"repaired image {d['imageId']} (from {d['repairedFrom']}): checking it",
+    "bakery:Image:Ready": lambda d: f"READY {d['imageId']} promoted into family {d.get('family') or '(none)'}",
+    "bakery:Bake:Failed": lambda d: f"FAILED ({d.get('reason')}): {d.get('message')}",
+}
+
+
+def _scenario(path: str | None) -> Any:
+    from localcloud import Scenario
+    from localcloud.cli import bundled_scenario
+
+    return Scenario.load(path) if path else Scenario.load(bundled_scenario("bakery-demo"))
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _summary(run: Any, report: dict[str, Any]) -> int:
+    print()
+    _print_table(
+        [
+            [
+                b["instanceId"] or "-",
+                b["state"],
+                b["imageId"] or "-",
+                b["family"] or "-",
+                str(b["attempts"]),
+                b["reason"] or "",
+            ]
+            for b in report["bakes"]
+        ],
+        ["instance", "bake", "image", "family", "images made", "reason"],
+    )
+    d = report["deliveries"]
+    print(f"\n  simulated {report['simulated_seconds'] / 60:.1f} min · {sum(report['api_calls'].values())} API calls · "
+          f"{d['count']} deliveries ({d['retries']} retries, {d['dead_letters']} dead letters)")  # fmt: skip
+    problems = run.invariant_violations(report)
+    unfinished = [b for b in report["bakes"] if b["state"] == "in-flight"]
+    for problem in problems:
+        print(f"  PROMISE BROKEN: {problem}")
+    for bake in unfinished:
+        print(f"  UNFINISHED: bake {bake['bakeId']} on {bake['instanceId']}")
+    if not problems:
+        print("  safety promises kept: one image per bake, nothing orphaned, no instance left stopped, "
+              "no unchecked image in a family")  # fmt: skip
+    return EXIT_PROBLEM if problems or unfinished else EXIT_OK
+
+
+def _narrator(start: float) -> Any:
+    seen = 0
+
+    def on_step(run: Any) -> None:
+        nonlocal seen
+        for published in run.cloud.events.read(seen, None):
+            event = published.event
+            if published.bus == "bakery" and event["type"] in _EVENT_LINES:
+                data = event.get("data") or {}
+                elapsed = run.cloud.clock.now - start
+                who = data.get("instanceId") or data.get("imageId") or ""
+                print(
+                    f"  t+{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  {who:<10} {_EVENT_LINES[event['type']](data)}"
+                )
+        seen = run.cloud.events.cursor
+
+    return on_step
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bakery.local import LocalRun
+
+    scenario = _scenario(args.scenario)
+    print(f"Bakery demo: {Path(scenario.source).name} — {len(scenario.instances)} instances tagged bakery:bake=true "
+          "in a local cloud;\nthe functions and their wiring come from template.yml. Simulated time:")  # fmt: skip
+    with LocalRun(scenario, **_template_args(args)) as run:
+        report = run.run(on_step=_narrator(run.cloud.clock.now), step_seconds=30)
+        code = _summary(run, report)
+        from alibabacloud_ecs20140526 import models as m
+
+        families = sorted({b["family"] for b in report["bakes"] if b["state"] == "ready" and b["family"]})
+        for family in families:
+            image = run.cloud_env.ecs.describe_image_from_family(
+                m.DescribeImageFromFamilyRequest(region_id=run.cloud.region, image_family=family)).body.image  # fmt: skip
+            print(f"  DescribeImageFromFamily {family} -> {image.image_id}")
+        if args.report:
+            from bakery.local import write_report
+
+            write_report(report, args.report)
+            print(f"  report written to {args.report}")
+    return code
+
+
+def cmd_local_run(args: argparse.Namespace) -> int:
+    from bakery.local import LocalRun, write_report
+
+    scenario = _scenario(args.scenario)
+    with LocalRun(scenario, **_template_args(args)) as run:
+        report = run.run(on_step=_narrator(run.cloud.clock.now) if args.progress else None, step_seconds=60)
+        write_report(report, args.report)
+        if args.trace:
+            print(run.runtime.trace())
+        code = _summary(run, report)
+        print(f"  report written to {args.report}")
+    return code
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from bakery.local import LocalRun
+
+    payload = Path(args.event).read_bytes()
+    with LocalRun(_scenario(args.scenario), **_template_args(args)) as run:
+        name = args.function if args.function in run.template.functions else f"bakery-{args.function}"
+        if name not in run.template.functions:
+            print(f"bakery: no function {args.function!r} in {run.template_path}; functions: "
+                  f"{', '.join(sorted(run.template.functions))}", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        cursor = run.cloud.events.cursor
+        delivery = run.runtime.invoke(name, payload)
+        print(f"{name}  request {delivery.request_id}  outcome {delivery.outcome}  ({delivery.wall_ms:.0f} ms)")
+        for line in delivery.logs:
+            print(f"  | {line}")
+        print(f"result: {delivery.result if delivery.error is None else delivery.error}")
+        published = [e.event for e in run.cloud.events.read(cursor)]
+        if published:
+            print("published:")
+            for event in published:
+                print(f"  {event['aliyuneventbusname']:<8} {event['type']}  {json.dumps(event.get('data'))[:160]}")
+        return EXIT_OK if delivery.outcome == "ok" else EXIT_PROBLEM
+
+
+def _template_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"template_path": Path(args.template)} if getattr(args, "template", None) else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bakery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the bundled local scenario, narrated")
+    demo.add_argument("--scenario", help="another scenario YAML")
+    demo.add_argument("--report", help="also write the report JSON here")
+    demo.set_defaults(run=cmd_demo)
+
+    local = commands.add_parser("local", help="run things against the local cloud")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+    local_run = local_commands.add_parser("run", help="a scenario through template.yml; writes a report")
+    local_run.add_argument("scenario", help="scenario YAML (with `actions:`)")
+    local_run.add_argument("--report", required=True, help="where to write the report JSON")
+    local_run.add_argument("--progress", action="store_true", help="narrate Bakery's events as they happen")
+    local_run.add_argument("--trace", action="store_true", help="print every function delivery")
+    local_run.set_defaults(run=cmd_local_run)
+
+    invoke = commands.add_parser("invoke", help="one function, one event file, against the local cloud")
+    invoke.add_argument("function", help="bake | check | repair (or the full FunctionName)")
+    invoke.add_argument("event", help="event JSON as FC receives it, e.g. events/bakery-image-checkfailed.json")
+    invoke.add_argument("--scenario", help="the region to run against (default: the demo region)")
+    invoke.set_defaults(run=cmd_invoke)
+
+    for sub in (demo, local_run, invoke):
+        sub.add_argument("--template", help="template.yml to deploy locally (default: ./template.yml)")
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except FileNotFoundError as exc:
+        print(f"bakery: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # ScenarioError, TemplateError: the message names the key
+        print(f"bakery: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

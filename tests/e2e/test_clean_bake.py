@@ -1,0 +1,79 @@
+"""The happy path: tag an instance, get a checked image promoted into its family."""
+
+from __future__ import annotations
+
+from bakery import tags
+from tests.e2e.conftest import trigger
+
+FAMILY_HISTORY = [{"id": "m-web-v0", "family": "web", "check_failures": []}]
+
+
+def test_clean_bake_is_promoted_into_its_family(bake):
+    # Given a healthy Linux instance and a family "web" that already holds an older checked image
+    scenario = {
+        "seed": 1,
+        "images": FAMILY_HISTORY,
+        "instances": [{"id": "i-web1", "tags": {"env": "prod"}}],
+        # When the operator tags it for baking into "web"
+        "actions": [trigger("i-web1", family="web")],
+    }
+    baked = bake(scenario)
+
+    # Then the bake is ready after exactly one CreateImage, and it is the family's newest image
+    result = baked.bake_of("i-web1")
+    assert result["state"] == "ready", result
+    assert result["family"] == "web"
+    assert result["attempts"] == 1
+    assert baked.calls("CreateImage") == 1
+    image_id = result["imageId"]
+    assert baked.newest_in_family("web") == image_id
+
+    # ... the image is Available, checked clean, and carries its lineage
+    new_images = [i for i in baked.images() if i.image_id != "m-web-v0"]
+    assert [i.image_id for i in new_images] == [image_id]
+    image = new_images[0]
+    assert image.status == "Available"
+    assert image.image_family == "web"
+    assert image.detection_options.status == "Finished"
+    assert baked.failing_check_items(image) == []
+    lineage = baked.image_tags(image)
+    assert lineage[tags.BAKE_ID] == result["bakeId"]
+    assert lineage[tags.SOURCE_INSTANCE] == "i-web1"
+    assert lineage[tags.STATE] == tags.READY
+    assert lineage[tags.ATTEMPT] == "1"
+
+    # ... the instance points at the image, lost its trigger tag, kept the operator's own tags, and runs
+    remaining = baked.assert_released("i-web1")
+    assert remaining[tags.LAST_IMAGE] == image_id
+    assert tags.TRIGGER not in remaining
+    assert tags.LAST_ERROR not in remaining
+    assert remaining["env"] == "prod"
+    assert baked.status("i-web1") == "Running"
+
+    # ... nothing was stopped, repaired or deleted along the way, and every delivery succeeded first time
+    assert baked.mutations() == {"RunCommand", "CreateImage", "ModifyImageAttribute"}
+    assert baked.report["deliveries"]["errors"] == 0
+    assert baked.report["deliveries"]["retries"] == 0
+    assert baked.report["deliveries"]["dead_letters"] == 0
+    assert [e["subject"] for e in baked.events("bakery:Image:Ready")] == [image_id]
+    assert baked.events("bakery:Bake:Failed") == []
+
+
+def test_the_old_family_image_stays_available_and_the_name_prefix_is_used(bake):
+    # Given the same family history, and an operator who names the images
+    scenario = {
+        "seed": 2,
+        "images": FAMILY_HISTORY,
+        "instances": [{"id": "i-web1"}],
+        # When they tag the instance with a family and a name prefix
+        "actions": [trigger("i-web1", family="web", name="web-golden")],
+    }
+    baked = bake(scenario)
+
+    # Then the new image is named after the prefix and the previous one is untouched (rollback stays possible)
+    image = baked.image(baked.bake_of("i-web1")["imageId"])
+    assert image.image_name.startswith("web-golden-")
+    old = baked.image("m-web-v0")
+    assert old.status == "Available"
+    assert old.image_family == "web"
+    assert "DeleteImage" not in baked.mutations()

@@ -1,0 +1,46 @@
+"""A fleet-wide bake against ECS's API rate limits: throttled calls are retried, nothing fails."""
+
+from __future__ import annotations
+
+import time
+
+from bakery import tags
+from tests.e2e.conftest import states, trigger
+
+FLEET = [f"i-fleet{n:02d}" for n in range(50)]
+
+
+def test_fifty_instances_under_a_create_image_rate_limit_all_become_ready(bake):
+    # Given 50 instances in a region that allows 5 CreateImage calls per second
+    scenario = {
+        "seed": 14,
+        "rate_limits": {"CreateImage": 5},
+        "instances": [{"id": i} for i in FLEET],
+        # When all 50 are tagged in the same second
+        "actions": [trigger(i, family="fleet") for i in FLEET],
+    }
+    started = time.perf_counter()
+    baked = bake(scenario)
+    wall = time.perf_counter() - started
+
+    # Then CreateImage was throttled (the limit did bite) and the throttled bakes were retried ...
+    assert baked.calls("CreateImage") > len(FLEET)
+    assert baked.report["deliveries"]["retries"] > 0
+    # ... by FC's async retries and, once those were spent, by the sweep: every dead letter is a throttle
+    for letter in baked.run.runtime.dead_letters:
+        assert "throttled" in (letter.error or ""), letter
+
+    # ... and all 50 bakes are ready, none failed, one image each, all in the family
+    assert states(baked.report) == {"ready": len(FLEET)}
+    assert baked.events("bakery:Bake:Failed") == []
+    family = baked.images(image_family="fleet")
+    assert len(family) == len(baked.images()) == len(FLEET)
+    assert {baked.image_tags(i)[tags.SOURCE_INSTANCE] for i in family} == set(FLEET)
+    assert all(baked.failing_check_items(i) == [] for i in family)
+    assert baked.newest_in_family("fleet") in {i.image_id for i in family}
+    for instance_id in FLEET:
+        assert baked.assert_released(instance_id)[tags.LAST_IMAGE] == baked.bake_of(instance_id)["imageId"]
+
+    # ... in under an hour of simulated time, and quickly in real time (the suite budget is ~60 s)
+    assert baked.report["simulated_seconds"] < 3600
+    assert wall < 30, f"the fleet bake took {wall:.1f} s of wall time"
