@@ -104,6 +104,7 @@ class LocalCloud:
         self.events = EventHub(self)
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.write_calls = 0  # successful write API calls: "something changed", even when its event is lost
         # (service, action, reply) of every API call, kept only when someone asks (contract tests, traces).
         self.replies: list[tuple[str, str, Reply]] | None = [] if self.record_replies else None
         self.ecs = EcsService(self)
@@ -163,6 +164,7 @@ class LocalCloud:
             reply.latency_ms = latency
             return reply
         if spec.write:
+            self.write_calls += 1
             self._publish_api_call(service, request, body, request_id, user_agent)
         return Reply(200, {"RequestId": request_id, **body}, latency_ms=latency)
 

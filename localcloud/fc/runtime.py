@@ -324,7 +324,7 @@ class LocalRuntime:
         for _ in range(MAX_ITERATIONS):
             self.drain()
             other_work = self._other_work()
-            if stop_when_idle and not other_work and (not self._periodic or quiet_mark == self._foreign_events):
+            if stop_when_idle and not other_work and (not self._periodic or quiet_mark == self._activity()):
                 stopped = "idle"
                 break
             due = clock.next_due()
@@ -336,7 +336,7 @@ class LocalRuntime:
                     stopped = "reached"
                 break
             if not other_work:
-                quiet_mark = self._foreign_events
+                quiet_mark = self._activity()
             self.cloud.advance_to(due)
         return {
             **self.summary(),
@@ -344,6 +344,11 @@ class LocalRuntime:
             "simulated_seconds": clock.now - started,
             "now": clock.iso(),
         }
+
+    def _activity(self) -> int:
+        """Grows whenever something happened: an event the runtime did not publish, or a write API call
+        (which counts even when a fault dropped its event, so a sweep that still changes things goes on)."""
+        return self._foreign_events + self.cloud.write_calls
 
     def _other_work(self) -> bool:
         """Anything but the runtime's own periodic timers: queued deliveries, retries, emulator timers.

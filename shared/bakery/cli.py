@@ -76,6 +76,12 @@ def _summary(run: Any, report: dict[str, Any]) -> int:
     return EXIT_PROBLEM if problems or unfinished else EXIT_OK
 
 
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def _narrator(start: float) -> Any:
     seen = 0
 
@@ -85,7 +91,7 @@ def _narrator(start: float) -> Any:
             event = published.event
             if published.bus == "bakery" and event["type"] in _EVENT_LINES:
                 data = event.get("data") or {}
-                elapsed = run.cloud.clock.now - start
+                elapsed = _epoch(event.get("time", "")) - start if event.get("time") else run.cloud.clock.now - start
                 who = data.get("instanceId") or data.get("imageId") or ""
                 print(
                     f"  t+{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  {who:<10} {_EVENT_LINES[event['type']](data)}"

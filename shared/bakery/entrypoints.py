@@ -50,8 +50,8 @@ def route_check(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str,
     if event.type in (events.IMAGE_CREATION_STARTED, events.IMAGE_REPAIRED):
         pipeline.follow(_field(event, "imageId", _IMAGE_ID))
     elif event.type == events.SNAPSHOT_COMPLETED:
-        # Fast path: a snapshot finished, so an image in creation may be Available now.
-        for image in pipeline.ecs.images_tagged("bakery:state", "creating"):
+        # Fast path: the image built on this snapshot may be Available now (one lookup, not one per image).
+        for image in pipeline.ecs.images_of_snapshot(_field(event, "snapshotId")):
             pipeline.follow(image.image_id)
     else:
         raise InvalidEvent(f"check does not handle {event.source} {event.type}")

@@ -71,7 +71,9 @@ class TimerEvent:
 def parse_invocation(payload: bytes | str | dict[str, Any]) -> CloudEvent | TimerEvent:
     body = _json_object(payload)
     if "triggerName" in body and "triggerTime" in body:
-        return TimerEvent(str(body["triggerName"]), str(body["triggerTime"]), str(body.get("payload", "")))
+        payload = body.get("payload", "")
+        return TimerEvent(str(body["triggerName"]), str(body["triggerTime"]),
+                          payload if isinstance(payload, str) else json.dumps(payload))  # fmt: skip
     return CloudEvent.parse(body)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bakery.config import Settings
-from bakery.errors import BakeFailure, InvalidEvent, RetryableError
+from bakery.errors import BakeFailure, ConfigError, InvalidEvent, RetryableError
 from bakery.events import CloudEvent, TimerEvent, parse_invocation
 from bakery.log import bound, configure, get_logger
 from bakery.pipeline import Pipeline
@@ -26,7 +26,12 @@ def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
     """Wrap `route` as an FC handler `handler(event: bytes, context) -> str` (JSON)."""
 
     def handler(event: bytes, context: Any) -> str:
-        settings = Settings.from_env()
+        try:
+            settings = Settings.from_env()
+        except ConfigError as exc:
+            configure("INFO")
+            log.error("configuration error: fix the function's environment variables", reason=str(exc), function=name)
+            raise
         configure(settings.log_level)
         with bound(function=name, request_id=getattr(context, "request_id", None)):
             try:
@@ -51,6 +56,9 @@ def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
                 except BakeFailure as exc:
                     log.error("bake failed", reason=exc.reason, detail=exc.message)
                     return json.dumps({"status": "failed", "reason": exc.reason})
+                except Exception:  # unknown: log it with the event's context, then let FC retry
+                    log.exception("unhandled error; FC will retry the event")
+                    raise
                 return json.dumps({"status": "ok", **(outcome or {})}, default=str)
 
     handler.__name__ = f"{name}_handler"

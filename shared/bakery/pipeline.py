@@ -89,6 +89,11 @@ class Pipeline:
             current = instance.tags.get(tags.BAKE_ID)
             if current and current != bake_id:
                 log.info("a bake is already in flight for this instance; ignoring the second", in_flight=current)
+                # Tell the operator, without touching the instance or the bake in flight.
+                self.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id, {
+                    "bakeId": bake_id, "instanceId": instance_id, "reason": "already-baking",
+                    "message": f"Instance {instance_id} is already being baked (bake {current}); this trigger was "
+                               "ignored. Tag it again after that bake ends.", "inFlight": current}))  # fmt: skip
                 return
             try:
                 if current is None:

@@ -169,9 +169,13 @@ def test_a_second_bake_while_one_is_in_flight_is_refused(bake, retag_at):
         if any("a bake is already in flight" in line for line in d.logs)
     }
     assert len(tag_events) == 1
-    # ... one bake, one CreateImage, one promoted image
-    (result,) = baked.report["bakes"]
+    # ... the operator hears about the refused trigger, naming the bake in flight
+    (refused,) = [b for b in baked.report["bakes"] if b["state"] == "failed"]
+    assert refused["reason"] == "already-baking" and refused["instanceId"] == "i-app"
+    # ... one bake ready, one CreateImage, one promoted image
+    (result,) = [b for b in baked.report["bakes"] if b["state"] != "failed"]
     assert result["state"] == "ready", result
+    assert refused["message"].count(result["bakeId"]) == 1
     assert baked.calls("CreateImage") == 1
     assert [i.image_id for i in baked.images()] == [result["imageId"]]
     # ... and the instance is released afterwards (the second trigger does not linger to start a bake later)

@@ -104,11 +104,11 @@ def test_the_real_template_yields_its_timers_buses_async_configs_and_role() -> N
     # Given the loaded template
     template = _load_real()
 
-    # Then the sweep timer runs bakery-check every 5 minutes with its payload
+    # Then the sweep timer runs bakery-check every minute with its payload
     sweep = next(t for t in template.timers if t.logical_id == "CheckSweepTimer")
     assert (sweep.function, sweep.expression, sweep.trigger_name, sweep.enabled) == (
         "bakery-check",
-        "@every 5m",
+        "@every 1m",
         "sweep",
         True,
     )

@@ -101,22 +101,17 @@ class Ecs:
             tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
         return body.image_id
 
-    def create_image_from_snapshots(self, snapshot_ids: list[str], *, name: str, description: str,
-                                    tags: dict[str, str], client_token: str) -> str:  # fmt: skip
-        """One image from system + data snapshots of (possibly) different instances."""
-        mappings = [m.CreateImageRequestDiskDeviceMapping(snapshot_id=s, disk_type="system" if i == 0 else "data")
-                    for i, s in enumerate(snapshot_ids)]  # fmt: skip
-        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
-            region_id=self.region, disk_device_mapping=mappings, image_name=name, description=description,
-            detection_strategy="Standard", client_token=client_token,
-            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
-        return body.image_id
-
     def image(self, image_id: str) -> Image | None:
         body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
             region_id=self.region, image_id=image_id, status=ALL_IMAGE_STATUSES, image_owner_alias="self"))  # fmt: skip
         found = body.images.image if body.images else []
         return _image(found[0]) if found else None
+
+    def images_of_snapshot(self, snapshot_id: str) -> list[Image]:
+        """Own images (any status) built on `snapshot_id`: one call, for the snapshot-completed fast path."""
+        body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+            region_id=self.region, snapshot_id=snapshot_id, status=ALL_IMAGE_STATUSES, image_owner_alias="self"))  # fmt: skip
+        return [_image(i) for i in (body.images.image if body.images else [])]
 
     def images_tagged(self, key: str, value: str | None = None) -> list[Image]:
         """Every own image carrying tag `key` (= `value`), in any status, over all pages."""
@@ -136,11 +131,6 @@ class Ecs:
                              description: str | None = None) -> None:  # fmt: skip
         self._call("ModifyImageAttribute", self._client.modify_image_attribute, m.ModifyImageAttributeRequest(
             region_id=self.region, image_id=image_id, image_family=family, status=status, description=description))  # fmt: skip
-
-    def newest_in_family(self, family: str) -> str | None:
-        body = self._call("DescribeImageFromFamily", self._client.describe_image_from_family,
-                          m.DescribeImageFromFamilyRequest(region_id=self.region, image_family=family))  # fmt: skip
-        return body.image.image_id if body.image and body.image.image_id else None
 
     def delete_image_and_snapshots(self, image: Image) -> None:
         """Images leave their snapshots behind, and snapshots bill until deleted: remove both."""

@@ -43,7 +43,10 @@ def call(service: str, action: str, method: Callable[..., T], *args: Any) -> T:
                 "missing-permission",
                 f"The function's RAM role may not call {ram_action} ({code}). Add "
                 f'{{"Effect": "Allow", "Action": ["{ram_action}"], "Resource": "*"}} to its policy '
-                "(template.yml FunctionRole); CreateImage also needs snapshot and instance read permissions.",
+                "(template.yml FunctionRole)."
+                + (
+                    " CreateImage also needs snapshot and instance read permissions." if action == "CreateImage" else ""
+                ),
                 action=ram_action,
                 code=code,
             ) from exc
