@@ -40,6 +40,7 @@ format: setup
 
 bench: setup                    ## writes tests/benchmarks/results/*.json (and prints a summary)
 	$(BIN)/python tests/benchmarks/bench_localcloud.py --out tests/benchmarks/results/localcloud.json
+	$(BIN)/python tests/benchmarks/bench_pipeline.py --out tests/benchmarks/results/pipeline.json
 
 serve: setup                    ## serve the bundled demo region on 127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m localcloud serve --port 8080
