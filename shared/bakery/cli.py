@@ -196,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (demo, local_run, invoke):
         sub.add_argument("--template", help="template.yml to deploy locally (default: ./template.yml)")
 
+    # Operator commands against a cloud (local or real) live in their own modules.
+    from bakery import cli_lifecycle, cli_ops
+
+    cli_ops.register(commands)
+    cli_lifecycle.register(commands)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
