@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-integration lint format bench serve clean
+.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: setup                     ## the main job: a narrated run of the local cloud with the real SDKs
+demo: setup                     ## the main job: four instances baked through template.yml in a local cloud, narrated
+	$(BIN)/bakery demo
+
+demo-localcloud: setup          ## the emulator alone, driven by the real SDKs and narrated
 	$(BIN)/python -m localcloud demo
 
 test: setup                     ## the whole suite: unit, integration (real SDK -> local cloud), contract

@@ -12,6 +12,7 @@ from typing import Any
 
 from localcloud.cloud import LocalCloud
 from localcloud.scenario import Scenario
+from localcloud.services.ecs.checks import CHECK_ITEMS
 from localcloud.testing import CloudEnv, running
 
 
@@ -160,8 +161,8 @@ def run_demo(scenario: Scenario, transport: str = "http") -> int:
     return 0
 
 
-_REPAIR = {"Virtio": "virtio", "Nvme": "nvme", "Fstab": "fstab", "Grub": "grub", "Dhcp": "dhcp", "Selinux": "selinux",
-           "CloudAssistant": "assist", "SecurityCenterAgent": "aegis", "CloudInit": "cloudinit", "OnlineResizeFS": "growpart"}  # fmt: skip
+# Check item → the repairItems value that fixes it, as the emulated template knows it.
+_REPAIR = {name: repair_item for name, (_code, _level, repair_item) in CHECK_ITEMS.items()}
 
 
 def _follow(env: CloudEnv, image_id: str, until: Any) -> Any:

@@ -1,0 +1,34 @@
+"""`bakery demo` — the README's main command — tells the story it promises, and exits 0."""
+
+from __future__ import annotations
+
+import pytest
+
+from bakery.cli import main
+
+
+def test_the_demo_bakes_repairs_refuses_and_keeps_every_promise(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the bundled demo runs
+    code = main(["demo"])
+    out = capsys.readouterr().out
+
+    # Then the clean instance and the repaired one are promoted, the others refused with reasons
+    assert code == 0, out
+    assert "READY" in out and "promoted into family web" in out and "promoted into family api" in out
+    assert "image check FAILED" in out and "ACS-ECS-RepairImage exec-" in out
+    assert "FAILED (local-disks)" in out
+    assert "FAILED (preflight)" in out and "/root/.ssh/id_rsa" in out
+    # ... and the run kept the safety promises
+    assert "safety promises kept" in out and "PROMISE BROKEN" not in out
+    assert "DescribeImageFromFamily web -> m-" in out
+
+
+def test_local_run_with_a_broken_scenario_exits_2_naming_the_key(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a scenario with a typo
+    broken = tmp_path / "broken.yml"
+    broken.write_text("instances:\n  - {id: i-1, tpye: ecs.g7.large}\n")
+    # When it is run
+    code = main(["local", "run", str(broken), "--report", str(tmp_path / "r.json")])
+    # Then exit 2, naming the key, without a stack trace
+    err = capsys.readouterr().err
+    assert code == 2 and "tpye" in err and "Traceback" not in err
