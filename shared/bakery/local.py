@@ -203,14 +203,17 @@ class LocalRun:
             ready = [i for i in mine if i["tags"].get(tags.STATE) == tags.READY]
             if len(ready) > 1:
                 problems.append(f"bake {bake['bakeId']}: {len(ready)} ready images (duplicate)")
-            if bake["state"] == "ready" and [i["imageId"] for i in mine] != [bake["imageId"]]:
+            kept = [
+                i for i in mine if not _retired_by_policy(i)
+            ]  # BAKERY_RETIRE_POLICY=deprecate keeps them, Deprecated
+            if bake["state"] == "ready" and [i["imageId"] for i in kept] != [bake["imageId"]]:
                 problems.append(
                     f"bake {bake['bakeId']}: images left besides the promoted one: {[i['imageId'] for i in mine]}"
                 )
             if bake["state"] == "failed" and mine:
                 problems.append(f"bake {bake['bakeId']} failed but left images {[i['imageId'] for i in mine]}")
         for image in new_images.values():
-            if image["tags"].get(tags.STATE) != tags.READY:
+            if image["tags"].get(tags.STATE) != tags.READY and not _retired_by_policy(image):
                 problems.append(f"orphaned image {image['imageId']} (state {image['tags'].get(tags.STATE)})")
             if image["family"] and (image["check"]["status"] != "Finished" or image["check"]["failing"]):
                 problems.append(f"image {image['imageId']} is in family {image['family']} without a passed check")
@@ -224,6 +227,10 @@ class LocalRun:
             if tags.STOPPED_BY_BAKERY in instance["tags"]:
                 problems.append(f"instance {instance['instanceId']} still carries {tags.STOPPED_BY_BAKERY}")
         return problems
+
+
+def _retired_by_policy(image: dict[str, Any]) -> bool:
+    return image["tags"].get(tags.STATE) == tags.RETIRED and image["status"] == "Deprecated" and not image["family"]
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> None:

@@ -11,6 +11,30 @@ from tests.e2e.conftest import trigger
 FAMILY_HISTORY = [{"id": "m-web-v0", "family": "web", "check_failures": []}]
 
 
+def test_retire_policy_deprecate_keeps_the_broken_image_deprecated_out_of_the_family(bake):
+    # Given BAKERY_RETIRE_POLICY=deprecate and an instance whose image fails its check
+    scenario = {
+        "seed": 8,
+        "instances": [
+            {"id": "i-web1", "disks": [{"type": "system", "size": 40}], "guest": {"check_failures": ["Nvme"]}}
+        ],
+        "actions": [trigger("i-web1", family="web")],
+    }
+    # When it is baked (the repaired image is promoted)
+    baked = bake(scenario, env={"BAKERY_RETIRE_POLICY": "deprecate"})
+
+    # Then the broken image still exists, Deprecated, marked retired, in no family
+    result = baked.bake_of("i-web1")
+    assert result["state"] == "ready", result
+    (check_failed,) = baked.events("bakery:Image:CheckFailed")
+    broken = baked.image(check_failed["data"]["imageId"])
+    assert broken is not None and broken.status == "Deprecated"
+    assert baked.image_tags(broken)[tags.STATE] == tags.RETIRED
+    assert not broken.image_family
+    assert baked.newest_in_family("web") == result["imageId"]
+    assert baked.calls("DeleteImage") == 0
+
+
 def test_failed_check_is_repaired_and_the_repaired_image_promoted(bake):
     # Given an instance whose image will fail the check's Nvme item (no NVMe driver in the initramfs)
     scenario = {
