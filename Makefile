@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean
+.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean package
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,9 +44,13 @@ format: setup
 bench: setup                    ## writes tests/benchmarks/results/*.json (and prints a summary)
 	$(BIN)/python tests/benchmarks/bench_localcloud.py --out tests/benchmarks/results/localcloud.json
 	$(BIN)/python tests/benchmarks/bench_pipeline.py --out tests/benchmarks/results/pipeline.json
+	$(BIN)/python tests/benchmarks/bench_coldstart.py --out tests/benchmarks/results/coldstart.json
 
 serve: setup                    ## serve the bundled demo region on 127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m localcloud serve --port 8080
 
+package: setup                  ## dist/<function>.zip for every function in template.yml (FC python3.10, manylinux x86_64)
+	$(BIN)/python -m localcloud.package --out dist/
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -17,6 +17,11 @@
         guest: {check_failures: [Nvme], secrets: [/root/.ssh/id_rsa], system_disk_free_mb: 5000}
     faults:
       - {action: CreateImage, code: ServiceUnavailable, nth: 2}
+    images:                                  # custom images that exist before the run (a family's history)
+      - {id: m-web-v1, family: web, size: 40, age_days: 20, check_failures: []}
+      - {id: m-web-v2, family: web, size: 40, age_days: 10, check_failures: []}
+    launch_templates:                        # versions pin images (what retention must not delete)
+      - {id: lt-web, name: web, default_version: 1, versions: [{image_id: m-web-v1}, {image_id: m-web-v2}]}
 
 Unknown keys are errors that name the key and the keys allowed there: a typo must not pass silently.
 """
@@ -108,6 +113,24 @@ class InstanceSpec:
 
 
 @dataclass
+class LaunchTemplateVersionSpec:
+    image_id: str = ""
+    instance_type: str = "ecs.g7.large"
+    description: str | None = None
+
+
+@dataclass
+class LaunchTemplateSpec:
+    """A launch template that exists when the scenario starts; version N is `versions[N-1]`."""
+
+    id: str
+    name: str
+    versions: list[LaunchTemplateVersionSpec] = field(default_factory=list)
+    default_version: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Scenario:
     region: str = "cn-hangzhou"
     account_id: str = "1234567890123456"
@@ -119,6 +142,7 @@ class Scenario:
     oos_events: str = "failed"  # failed: only Failed executions publish an event (as documented) | all
     images: list[ImageSpec] = field(default_factory=list)
     instances: list[InstanceSpec] = field(default_factory=list)
+    launch_templates: list[LaunchTemplateSpec] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)  # for pipeline runs; kept as given
     source: str = "<inline>"
@@ -173,7 +197,36 @@ class Scenario:
                 raise ScenarioError(f"{source}: instances[{index}]: duplicate instance id {spec.id!r}")
             seen.add(spec.id)
             scenario.instances.append(spec)
+        template_keys: set[str] = set()
+        for index, raw in enumerate(_list(data.get("launch_templates"), source, "launch_templates")):
+            template = _launch_template_from(raw, source, f"launch_templates[{index}]")
+            for key in (template.id, f"name:{template.name}"):
+                if key in template_keys:
+                    raise ScenarioError(
+                        f"{source}: launch_templates[{index}]: duplicate {key.replace('name:', 'name ')!r}"
+                    )
+                template_keys.add(key)
+            scenario.launch_templates.append(template)
         return scenario
+
+
+def _launch_template_from(raw: Any, source: str, where: str) -> LaunchTemplateSpec:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"].startswith("lt-"):
+        raise ScenarioError(f"{source}: {where}: a launch template is a mapping with an 'id' like lt-web")
+    _check_keys(raw, LaunchTemplateSpec, source, where)
+    if not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ScenarioError(f"{source}: {where}.name is required (the LaunchTemplateName)")
+    versions = [
+        _dataclass_from(LaunchTemplateVersionSpec, v, source, f"{where}.versions[{i}]")
+        for i, v in enumerate(_list(raw.get("versions"), source, f"{where}.versions"))
+    ]
+    if not versions:
+        raise ScenarioError(f"{source}: {where}.versions needs at least one version, e.g. [{{image_id: m-web-v1}}]")
+    default = raw.get("default_version", 1)
+    if isinstance(default, bool) or not isinstance(default, int) or not 1 <= default <= len(versions):
+        raise ScenarioError(f"{source}: {where}.default_version must be a version number 1..{len(versions)}")
+    tags = {str(k): "" if v is None else str(v) for k, v in _mapping(raw.get("tags"), source, f"{where}.tags").items()}
+    return LaunchTemplateSpec(raw["id"], raw["name"], versions, default, tags)
 
 
 def _image_from(raw: Any, source: str, where: str) -> ImageSpec:

@@ -29,6 +29,10 @@ _EVENT_LINES = {
     "bakery:Image:Repaired": lambda d: f"repaired image {d['imageId']} (from {d['repairedFrom']}): checking it",
     "bakery:Image:Ready": lambda d: f"READY {d['imageId']} promoted into family {d.get('family') or '(none)'}",
     "bakery:Bake:Failed": lambda d: f"FAILED ({d.get('reason')}): {d.get('message')}",
+    "bakery:Family:RetentionApplied": lambda d: (
+        f"retention on family {d.get('family')}: kept "
+        f"{len(d.get('kept', []))}, deprecated {d.get('deprecated') or '-'}, deleted {d.get('deleted') or '-'}"
+    ),
 }
 
 
@@ -92,7 +96,7 @@ def _narrator(start: float) -> Any:
             if published.bus == "bakery" and event["type"] in _EVENT_LINES:
                 data = event.get("data") or {}
                 elapsed = _epoch(event.get("time", "")) - start if event.get("time") else run.cloud.clock.now - start
-                who = data.get("instanceId") or data.get("imageId") or ""
+                who = data.get("instanceId") or data.get("family") or data.get("imageId") or ""
                 print(
                     f"  t+{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  {who:<10} {_EVENT_LINES[event['type']](data)}"
                 )

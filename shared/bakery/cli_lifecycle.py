@@ -1,11 +1,290 @@
-"""Lifecycle commands: plan, cost, rollback, restore."""
+"""Lifecycle commands: plan, cost, rollback, restore — against a local cloud (`--endpoint`) or Alibaba Cloud.
+
+    bakery plan [FAMILY] [--keep N] [--action deprecate|delete] [--apply [--force]] [--json]
+    bakery cost [FAMILY] [--price-per-gib-month X] [--currency C] [--json]
+    bakery rollback FAMILY [--json]
+    bakery restore IMAGE [--json]
+
+Exit codes: 0 done, 1 refused or failed (e.g. rolling back a family's last Available image), 2 bad input
+(unknown family or image, bad option). Retention's N and action default to $BAKERY_RETENTION_KEEP and
+$BAKERY_RETENTION_ACTION (as the deployed function reads them), else 3 and deprecate.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+
+from bakery import lifecycle
+from bakery.errors import BakeFailure, BakeryError, CloudError, ConfigError, RetryableError
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+_IMAGE_ID = re.compile(r"^m-[\w.-]+$")
 
 
 def register(commands: Any) -> None:
     """Add this module's subcommands to the `bakery` parser."""
-    _ = (commands, argparse)
+    from bakery.target import add_target_arguments
+
+    plan = commands.add_parser(
+        "plan", help="what retention would keep, deprecate or delete in a family, and why",
+        description="Retention per family: the newest N images are kept (tag bakery:retention-keep=<n> on the "
+        "family's newest tagged image overrides N), and so are bakery:protected=true images, the last image "
+        "that passed its check and the last Available one; older images are deprecated or deleted. An image "
+        "in use (instances, launch templates' latest/default versions) is never deleted without --force.",
+    )  # fmt: skip
+    plan.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
+    _retention_arguments(plan)
+    plan.add_argument("--apply", action="store_true", help="do it (what the lifecycle function does after a bake)")
+    plan.add_argument("--force", action="store_true", help="with --apply: delete images even while in use")
+    add_target_arguments(plan)
+    plan.set_defaults(run=cmd_plan)
+
+    cost = commands.add_parser("cost", help="snapshot storage per family and image, and what the plan would free")
+    cost.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
+    cost.add_argument("--price-per-gib-month", type=_price,
+                      default=os.environ.get("BAKERY_SNAPSHOT_PRICE_PER_GIB_MONTH", lifecycle.DEFAULT_PRICE_PER_GIB_MONTH),
+                      help="snapshot price per GiB-month (default: $BAKERY_SNAPSHOT_PRICE_PER_GIB_MONTH or 0.12)")  # fmt: skip
+    cost.add_argument("--currency", default=os.environ.get("BAKERY_CURRENCY", lifecycle.DEFAULT_CURRENCY),
+                      help="currency of the price (default: $BAKERY_CURRENCY or USD)")  # fmt: skip
+    _retention_arguments(cost)
+    add_target_arguments(cost)
+    cost.set_defaults(run=cmd_cost)
+
+    rollback = commands.add_parser(
+        "rollback", help="deprecate the family's newest Available image, so the family resolves to the previous one"
+    )
+    rollback.add_argument("family", help="image family")
+    add_target_arguments(rollback)
+    rollback.set_defaults(run=cmd_rollback)
+
+    restore = commands.add_parser("restore", help="make a Deprecated image Available again (undoes a rollback)")
+    restore.add_argument("image", help="image id, e.g. m-bp1...")
+    add_target_arguments(restore)
+    restore.set_defaults(run=cmd_restore)
+
+
+def _retention_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", type=_keep, default=os.environ.get("BAKERY_RETENTION_KEEP") or None,
+                        help="images each family keeps (default: $BAKERY_RETENTION_KEEP or 3)")  # fmt: skip
+    parser.add_argument("--action", choices=lifecycle.ACTIONS, default=os.environ.get("BAKERY_RETENTION_ACTION") or None,
+                        help="what happens to older images (default: $BAKERY_RETENTION_ACTION or deprecate)")  # fmt: skip
+
+
+def _keep(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number like 0.12, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative, got {text!r}")
+    return value
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    def run(ecs: Any, settings: Any) -> int:
+        plans = lifecycle.plan_families(ecs, settings, args.family, force=args.force)
+        if args.family and not plans:
+            raise lifecycle.NotFound(f"no image in family {args.family!r} in {settings.region}: check the name "
+                                     "(`bakery plan` without a family lists the families with Bakery images)")  # fmt: skip
+        applied = lifecycle.apply(ecs, settings, args.family, force=args.force) if args.apply else None
+        if args.json:
+            out: dict[str, Any] = {"region": settings.region, "families": [p.to_dict() for p in plans]}
+            if applied is not None:
+                out["applied"] = {k: v for k, v in applied.to_dict().items() if k != "decisions"}
+            _print_json(out)
+            return EXIT_OK
+        if not plans:
+            print(f"No family holds Bakery images in {settings.region} (images tagged bakery:bake-id). "
+                  "Name one: bakery plan FAMILY")  # fmt: skip
+            return EXIT_OK
+        for family_plan in plans:
+            _print_family_plan(family_plan)
+        if applied is None:
+            acting = [d for p in plans for d in p.decisions if d.action != lifecycle.KEEP and not d.done]
+            print(f"\n{len(acting)} image(s) to change." + (" Run again with --apply to do it." if acting else ""))
+        else:
+            _print_applied(applied)
+        return EXIT_OK
+
+    return _run(args, run, retention=True)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    def run(ecs: Any, settings: Any) -> int:
+        report = lifecycle.cost(ecs, settings, args.family, price_per_gib_month=args.price_per_gib_month,
+                                currency=args.currency)  # fmt: skip
+        if args.family and not report.families:
+            raise lifecycle.NotFound(f"no image in family {args.family!r} in {settings.region}: check the name")
+        if args.json:
+            _print_json({"region": settings.region, **report.to_dict()})
+            return EXIT_OK
+        if not report.families:
+            print(f"No family holds Bakery images in {settings.region}. Name one: bakery cost FAMILY")
+            return EXIT_OK
+        cur, price = report.currency, report.price_per_gib_month
+        print(f"Snapshot storage at {price:g} {cur} per GiB-month (snapshots' SourceDiskSize: an upper bound)\n")
+        rows = [[f.family, i.image_id, i.status, f"{i.action} (done)" if i.done else i.action, str(i.size_gib),
+                 f"{i.monthly:.2f}"]
+                for f in report.families for i in f.images]  # fmt: skip
+        _print_table(rows, ["family", "image", "status", "plan", "GiB", f"{cur}/month"])
+        print()
+        for f in report.families:
+            print(f"  {f.family}: {f.size_gib} GiB, {f.monthly:.2f} {cur}/month; the plan frees {f.freed_gib} GiB "
+                  f"({f.freed_monthly:.2f} {cur}/month); deprecated images still bill {f.deprecated_gib} GiB "
+                  f"({f.deprecated_monthly:.2f} {cur}/month)")  # fmt: skip
+        print(f"\nTotal: {report.size_gib} GiB, {report.monthly:.2f} {cur}/month; "
+              f"the plan frees {report.freed_monthly:.2f} {cur}/month.")  # fmt: skip
+        if any(f.deprecated_gib for f in report.families) and not any(f.freed_gib for f in report.families):
+            print("Deprecated images keep their snapshots: `--action delete` (or BAKERY_RETENTION_ACTION=delete) "
+                  "frees them.")  # fmt: skip
+        return EXIT_OK
+
+    return _run(args, run, retention=True)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    def run(ecs: Any, settings: Any) -> int:
+        result = lifecycle.rollback(ecs, args.family)
+        if args.json:
+            _print_json({"region": settings.region, **result.to_dict()})
+            return EXIT_OK
+        print(f"Rolled back family {result.family}: {result.deprecated} is Deprecated.")
+        if result.unshared:
+            print(f"  It was shared with {', '.join(result.unshared)}; it is not any more (a Deprecated image "
+                  "cannot be shared). Share it again after a restore if they need it.")  # fmt: skip
+        print(f"  DescribeImageFromFamily {result.family} -> {result.resolves_to or '(nothing)'}")
+        print(f"  Undo: bakery restore {result.deprecated}")
+        return EXIT_OK
+
+    return _run(args, run)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    if not _IMAGE_ID.match(args.image):
+        return _fail(args, EXIT_USAGE, "bad-input", f"IMAGE must be an image id like m-bp1..., got {args.image!r}")
+
+    def run(ecs: Any, settings: Any) -> int:
+        result = lifecycle.restore(ecs, args.image)
+        if args.json:
+            _print_json({"region": settings.region, **result.to_dict()})
+            return EXIT_OK
+        was = "already Available" if result.previous_status == "Available" else f"was {result.previous_status}"
+        print(f"{result.image_id} is Available ({was}).")
+        if result.family:
+            print(f"  DescribeImageFromFamily {result.family} -> {result.resolves_to or '(nothing)'}")
+            if result.resolves_to and result.resolves_to != result.image_id:
+                print(f"  A newer Available image wins the family; `bakery rollback {result.family}` deprecates it.")
+        return EXIT_OK
+
+    return _run(args, run)
+
+
+# -- plumbing --------------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: bool = False) -> int:
+    """Build the target's settings and ECS adapter, run `body`, and map every failure to an exit code."""
+    from bakery.adapters.ecs import Ecs
+    from bakery.target import settings_for
+
+    try:
+        settings = settings_for(args)
+        if retention:
+            settings = replace(
+                settings,
+                retention_keep=args.keep if args.keep is not None else settings.retention_keep,
+                retention_action=args.action or settings.retention_action,
+            )
+            if isinstance(settings.retention_keep, str):  # from $BAKERY_RETENTION_KEEP
+                settings = replace(settings, retention_keep=_keep(settings.retention_keep))
+            if settings.retention_action not in lifecycle.ACTIONS:
+                raise ConfigError(f"BAKERY_RETENTION_ACTION must be one of {', '.join(lifecycle.ACTIONS)}, "
+                                  f"got {settings.retention_action!r}")  # fmt: skip
+        # The functions' JSON log lines would land in this command's output (they go to stdout, for FC):
+        # everything they say is printed here anyway.
+        bakery_logger = logging.getLogger("bakery")
+        level = bakery_logger.level
+        bakery_logger.setLevel(logging.CRITICAL + 1)
+        try:
+            return body(Ecs(settings), settings)
+        finally:
+            bakery_logger.setLevel(level)
+    except (ConfigError, argparse.ArgumentTypeError) as exc:
+        return _fail(args, EXIT_USAGE, "bad-input", str(exc))
+    except lifecycle.NotFound as exc:
+        return _fail(args, EXIT_USAGE, "not-found", str(exc))
+    except lifecycle.Refused as exc:
+        return _fail(args, EXIT_REFUSED, "refused", str(exc))
+    except RetryableError as exc:
+        where = f"the local cloud at {args.endpoint}" if args.endpoint else "Alibaba Cloud"
+        hint = (
+            f"cannot reach {where}: is it running (python -m localcloud serve)? Check --endpoint."
+            if exc.code == "Unreachable"
+            else "try again in a moment."
+        )
+        return _fail(args, EXIT_REFUSED, exc.code or "retryable", f"{exc} — {hint}")
+    except BakeFailure as exc:  # missing-permission: the message names the RAM action to allow
+        return _fail(args, EXIT_REFUSED, exc.reason, exc.message)
+    except CloudError as exc:
+        return _fail(args, EXIT_REFUSED, exc.code, str(exc))
+    except BakeryError as exc:
+        return _fail(args, EXIT_REFUSED, "error", str(exc))
+
+
+def _fail(args: argparse.Namespace, code: int, kind: str, message: str) -> int:
+    if getattr(args, "json", False):
+        _print_json({"error": kind, "message": message, "exitCode": code})
+    print(f"bakery {args.command}: {message}", file=sys.stderr)
+    return code
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_family_plan(family_plan: lifecycle.FamilyPlan) -> None:
+    retention = family_plan.retention
+    print(f"\nFamily {family_plan.family}: keep the newest {retention.keep} ({retention.source}); "
+          f"older images: {family_plan.action}")  # fmt: skip
+    for problem in retention.ignored:
+        print(f"  note: {problem}")
+    rows = []
+    for d in family_plan.decisions:
+        action = f"{d.action} (done)" if d.done else d.action
+        rows.append([d.image_id, d.status, d.created, action, "; ".join(d.reasons)])
+    _print_table(rows, ["image", "status", "created", "action", "why"])
+
+
+def _print_applied(result: lifecycle.ApplyResult) -> None:
+    print()
+    print(f"Applied: {len(result.deprecated)} deprecated, {len(result.deleted)} deleted "
+          f"({len(result.deleted_snapshots)} snapshot(s) deleted), {len(result.kept)} kept.")  # fmt: skip
+    for image_id in result.deprecated:
+        print(f"  deprecated {image_id}")
+    for image_id in result.deleted:
+        print(f"  deleted    {image_id}")
+    for skipped in result.skipped:
+        print(f"  skipped    {skipped['imageId']}: {skipped['why']}")

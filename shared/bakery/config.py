@@ -38,6 +38,10 @@ class Settings:
     unchecked_guest_policy: str = _var("BAKERY_UNCHECKED_GUEST_POLICY", "template", "block")  # block | warn
     unchecked_image_policy: str = _var("BAKERY_UNCHECKED_IMAGE_POLICY", "template", "fail")  # fail | promote
     retire_policy: str = _var("BAKERY_RETIRE_POLICY", "template", "delete")  # delete | deprecate
+    # Retention (bakery.lifecycle): images kept per family (tag `bakery:retention-keep` overrides it per
+    # family) and what happens to older ones.
+    retention_keep: int = _var("BAKERY_RETENTION_KEEP", "template", 3)
+    retention_action: str = _var("BAKERY_RETENTION_ACTION", "template", "deprecate")  # deprecate | delete
     # -- set by Function Compute ------------------------------------------------------------------
     region: str = _var("FC_REGION", "platform", "")
     account_id: str = _var("FC_ACCOUNT_ID", "platform", "")
@@ -57,7 +61,7 @@ class Settings:
                 values[f.name] = raw
         if "mandatory_tags" in values:
             values["mandatory_tags"] = _tag_mapping(values["mandatory_tags"])
-        for name, low in (("min_free_mb", 0), ("max_create_attempts", 1), ("max_repairs", 0)):
+        for name, low in (("min_free_mb", 0), ("max_create_attempts", 1), ("max_repairs", 0), ("retention_keep", 1)):
             if name in values:
                 values[name] = _whole_number(cls, name, values[name], low)
         settings = cls(**values)
@@ -68,7 +72,8 @@ class Settings:
         if settings.log_level.upper() not in _LOG_LEVELS:
             raise ConfigError(f"BAKERY_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}.")
         for name, allowed in (("unchecked_guest_policy", ("block", "warn")), ("unchecked_image_policy", ("fail", "promote")),
-                              ("retire_policy", ("delete", "deprecate"))):  # fmt: skip
+                              ("retire_policy", ("delete", "deprecate")),
+                              ("retention_action", ("deprecate", "delete"))):  # fmt: skip
             if getattr(settings, name) not in allowed:
                 env_name = next(f.metadata["env"] for f in fields(cls) if f.name == name)
                 raise ConfigError(f"{env_name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}.")

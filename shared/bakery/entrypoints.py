@@ -13,12 +13,37 @@ from bakery.pipeline import Pipeline, bake_id_for
 
 _IMAGE_ID = re.compile(r"^m-[\w-]+$")
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
+_SNAPSHOT_ID = re.compile(r"^s-[\w-]{1,62}$")
+MAX_SNAPSHOTS = 17  # DiskDeviceMapping: one system disk + up to 16 data disks (alibaba-apis.md §2.2)
 
 
 def _field(event: CloudEvent, name: str, pattern: re.Pattern[str] | None = None) -> str:
     value = event.data.get(name)
     if not isinstance(value, str) or not value or (pattern is not None and not pattern.match(value)):
         raise InvalidEvent(f"{event.type} event {event.id}: data.{name} is missing or malformed ({value!r})")
+    return value
+
+
+def _snapshot_ids(event: CloudEvent) -> list[str]:
+    """data.snapshotIds: 1 (the system disk) + up to 16 data disks, each an `s-` id, no repeats."""
+    value = event.data.get("snapshotIds")
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_SNAPSHOTS
+        or not all(isinstance(v, str) and _SNAPSHOT_ID.match(v) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise InvalidEvent(
+            f"{event.type} event {event.id}: data.snapshotIds must be 1-{MAX_SNAPSHOTS} distinct snapshot ids, "
+            f"the system disk's first ({value!r})"
+        )
+    return list(value)
+
+
+def _optional(event: CloudEvent, name: str) -> str:
+    value = event.data.get(name) or ""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{event.type} event {event.id}: data.{name} must be a string ({value!r})")
     return value
 
 
@@ -36,9 +61,17 @@ def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, 
         pipeline.on_preflight_done(event)
     elif event.type == events.INSTANCE_STATE_CHANGE:
         pipeline.on_instance_state(event)
+    elif event.type == events.BAKE_REQUESTED and "snapshotIds" in event.data:
+        snapshot_ids = _snapshot_ids(event)
+        pipeline.begin_from_snapshots(
+            snapshot_ids,
+            str(event.data.get("bakeId") or bake_id_for(event.id, ",".join(snapshot_ids))),
+            family=_optional(event, "family"),
+            name=_optional(event, "name"),
+        )
     elif event.type == events.BAKE_REQUESTED:
         instance_id = _field(event, "instanceId", _INSTANCE_ID)
-        pipeline.begin(instance_id, str(event.data.get("bakeId") or bake_id_for(event.id, instance_id)))
+        pipeline.begin(instance_id, str(event.data.get("bakeId") or bake_id_for(event.id, instance_id)), requested=True)
     else:
         raise InvalidEvent(f"bake does not handle {event.source} {event.type}")
     return None
@@ -72,3 +105,24 @@ def route_repair(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str
 bake = fc_handler("bake", route_bake)
 check = fc_handler("check", route_check)
 repair = fc_handler("repair", route_repair)
+
+
+def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
+    """bakery:Image:Ready → retention for the image's family, then bakery:Family:RetentionApplied."""
+    from bakery import lifecycle as family_lifecycle
+
+    event = _cloud_event(event, "lifecycle")
+    if event.type != events.IMAGE_READY:
+        raise InvalidEvent(f"lifecycle does not handle {event.source} {event.type}")
+    image_id = _field(event, "imageId", _IMAGE_ID)
+    family = event.data.get("family")
+    if family is not None and not isinstance(family, str):
+        raise InvalidEvent(f"{event.type} event {event.id}: data.family must be a string ({family!r})")
+    if not family:
+        return {"family": None, "imageId": image_id, "retention": "skipped: the image was not promoted into a family"}
+    result = family_lifecycle.apply(pipeline.ecs, pipeline.settings, family)
+    pipeline.bus.publish(family_lifecycle.retention_applied(result, image_id))
+    return {k: v for k, v in result.to_dict().items() if k != "decisions"}
+
+
+lifecycle = fc_handler("lifecycle", route_lifecycle)

@@ -19,8 +19,9 @@ IMAGE_REPAIR_STARTED = "bakery:Image:RepairStarted"
 IMAGE_REPAIRED = "bakery:Image:Repaired"
 IMAGE_READY = "bakery:Image:Ready"
 BAKE_FAILED = "bakery:Bake:Failed"
+FAMILY_RETENTION_APPLIED = "bakery:Family:RetentionApplied"  # subject: the family; what retention did
 BAKERY_TYPES = (BAKE_REQUESTED, IMAGE_CREATION_STARTED, IMAGE_CHECK_FAILED, IMAGE_REPAIR_STARTED, IMAGE_REPAIRED,
-                IMAGE_READY, BAKE_FAILED)  # fmt: skip
+                IMAGE_READY, BAKE_FAILED, FAMILY_RETENTION_APPLIED)  # fmt: skip
 
 ACTIONTRAIL_API_CALL = "ecs:ActionTrail:ApiCall"
 SNAPSHOT_COMPLETED = "ecs:Snapshot:CreateSnapshotCompleted"

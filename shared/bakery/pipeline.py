@@ -8,8 +8,9 @@ bake id so a retried call never makes a second image or execution.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bakery import events, tags
 from bakery.adapters.ecs import Ecs
@@ -36,11 +37,21 @@ BASE_IMAGE_FOR_ARCH = {
     "arm64": "aliyun_3_arm64_20G_alibase_20230731.vhd",
 }
 PREFLIGHT_COMMAND = "bakery-preflight"
+_IMAGE_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.\-]{1,127}$")
+_RESERVED_NAME_PREFIXES = ("aliyun", "acs:", "http://", "https://")
 
 
 def bake_id_for(trigger: str, instance_id: str) -> str:
     """A bake id derived from what triggered it: the same event delivered twice is the same bake."""
     return "b-" + hashlib.sha256(f"{trigger}:{instance_id}".encode()).hexdigest()[:16]
+
+
+def name_problem(kind: str, value: str, max_length: int = 128) -> str | None:
+    """Why `value` cannot be an image family / image name (prefix), or None (alibaba-apis.md §2.2)."""
+    if not _IMAGE_NAME.match(value) or len(value) > max_length or value.lower().startswith(_RESERVED_NAME_PREFIXES):
+        return (f"{kind} {value!r} is not valid: 2-{max_length} characters, starting with a letter, then letters, "
+                "digits, ':', '_', '-' or '.', and not starting with aliyun, acs:, http:// or https://")  # fmt: skip
+    return None
 
 
 def preflight_script_for(settings: Settings, skip_rules: list[str]) -> str:
@@ -77,13 +88,15 @@ class Pipeline:
         for instance_id in instance_ids:
             self.begin(instance_id, bake_id_for(trigger_id, instance_id))
 
-    def begin(self, instance_id: str, bake_id: str) -> None:
+    def begin(self, instance_id: str, bake_id: str, *, requested: bool = False) -> None:
+        """Start (or resume) a bake. `requested`: asked for by a `bakery:Bake:Requested` event, so the
+        trigger tag is not needed; the instance's other bakery:* tags (family, stop-first...) still apply."""
         with bound(bake_id=bake_id, instance_id=instance_id):
             instance = self.ecs.instance(instance_id)
             if instance is None:
                 log.warning("instance no longer exists; nothing to bake")
                 return
-            if not tags.truthy(instance.tags.get(tags.TRIGGER)):
+            if not requested and not tags.truthy(instance.tags.get(tags.TRIGGER)):
                 log.info("trigger tag is gone; not baking")
                 return
             current = instance.tags.get(tags.BAKE_ID)
@@ -246,6 +259,65 @@ class Pipeline:
         log.info("image creation started", image_id=image_id, attempt=attempt)
         return image_id
 
+    # == bake from snapshots: one image from disks of different instances ==========================
+
+    def begin_from_snapshots(self, snapshot_ids: list[str], bake_id: str, *, family: str = "", name: str = "") -> None:
+        """`bakery:Bake:Requested` with snapshotIds: CreateImage from them (DiskDeviceMapping, the first is the
+        system disk), then the same check → repair → promote path as an instance bake, with no instance to
+        claim or release. The lineage tag SOURCE_SNAPSHOTS replaces SOURCE_INSTANCE."""
+        with bound(bake_id=bake_id, snapshot_ids=",".join(snapshot_ids)):
+            mine = self.ecs.images_tagged(tags.BAKE_ID, bake_id)
+            if mine:
+                log.info("this bake already made its image; a duplicate request", image_id=mine[0].image_id)
+                return
+            first = tags.pack_snapshot_ids(snapshot_ids)[tags.SOURCE_SNAPSHOTS]
+            busy = [
+                i for i in self.ecs.images_tagged(tags.SOURCE_SNAPSHOTS, first)
+                if tags.unpack_snapshot_ids(i.tags) == snapshot_ids and i.tags.get(tags.STATE) not in (tags.READY, tags.RETIRED)
+            ]  # fmt: skip
+            if busy:
+                current = busy[0].tags.get(tags.BAKE_ID, "")
+                log.info("a bake of these snapshots is already in flight; ignoring the second", in_flight=current)
+                self.bus.publish(BakeryEvent(events.BAKE_FAILED, bake_id, {
+                    "bakeId": bake_id, "instanceId": "", "snapshotIds": snapshot_ids, "reason": "already-baking",
+                    "message": f"Snapshots {', '.join(snapshot_ids)} are already being baked (bake {current}); this "
+                               "request was ignored. Request it again after that bake ends.", "inFlight": current}))  # fmt: skip
+                return
+            try:
+                for kind, value in (("family", family), ("name prefix", name)):
+                    problem = name_problem(kind, value) if value else None
+                    if problem:
+                        raise BakeFailure("invalid-request", problem)
+                self._create_from_snapshots(snapshot_ids, bake_id, family=family, name=name, attempt=1)
+            except BakeFailure as failure:
+                failure.details.setdefault("snapshotIds", list(snapshot_ids))
+                self.fail("", bake_id, failure)
+
+    def _create_from_snapshots(self, snapshot_ids: list[str], bake_id: str, *, family: str, name: str,
+                               attempt: int) -> str:  # fmt: skip
+        prefix = name or f"bakery-{snapshot_ids[0]}"
+        lineage = {tags.BAKE_ID: bake_id, tags.STATE: tags.CREATING, **tags.pack_snapshot_ids(snapshot_ids),
+                   tags.ATTEMPT: str(attempt), tags.REPAIRS: "0"}  # fmt: skip
+        if family:
+            lineage[tags.FAMILY] = family  # the family to promote into, once the check passes
+        if name:
+            lineage[tags.NAME] = name  # a retry names its image the same way
+        try:
+            image_id = self.ecs.create_image_from_snapshots(
+                snapshot_ids,
+                name=f"{prefix}-{bake_id}-{attempt}",
+                description=f"Baked by Bakery from snapshots {', '.join(snapshot_ids)} (bake {bake_id})"[:256],
+                tags={**self.settings.tags_required, **lineage},
+                client_token=f"{bake_id}-{attempt}",
+            )
+        except CloudError as exc:
+            raise _snapshot_image_failure(snapshot_ids, self.ecs.region, exc) from exc
+        self.bus.publish(BakeryEvent(events.IMAGE_CREATION_STARTED, image_id, {
+            "bakeId": bake_id, "imageId": image_id, "instanceId": "", "snapshotIds": snapshot_ids,
+            "attempt": attempt, "family": family}))  # fmt: skip
+        log.info("image creation from snapshots started", image_id=image_id, attempt=attempt)
+        return image_id
+
     # == check: follow an image to Available + checked =============================================
 
     def follow(self, image_id: str) -> None:
@@ -282,6 +354,8 @@ class Pipeline:
     def _creation_failed(self, image: Image) -> None:
         attempt = int(image.tags.get(tags.ATTEMPT, "1"))
         self._retire(image, force_delete=True)
+        if tags.SOURCE_SNAPSHOTS in image.tags:
+            return self._snapshot_creation_failed(image, attempt)
         instance = self.ecs.instance(image.tags.get(tags.SOURCE_INSTANCE, ""))
         if (
             attempt < self.settings.max_create_attempts
@@ -294,6 +368,17 @@ class Pipeline:
         raise BakeFailure("create-failed", f"CreateImage ended CreateFailed {attempt} time(s) for "
                           f"{image.tags.get(tags.SOURCE_INSTANCE)} (last image {image.image_id}); see the ECS console "
                           "for the instance's disks, then tag it again.")  # fmt: skip
+
+    def _snapshot_creation_failed(self, image: Image, attempt: int) -> None:
+        snapshot_ids = tags.unpack_snapshot_ids(image.tags)
+        if attempt < self.settings.max_create_attempts and image.tags.get(tags.REPAIRS, "0") == "0":
+            log.warning("image creation from snapshots failed; trying again", attempt=attempt)
+            self._create_from_snapshots(snapshot_ids, image.tags.get(tags.BAKE_ID, ""), attempt=attempt + 1,
+                                        family=image.tags.get(tags.FAMILY, ""), name=image.tags.get(tags.NAME, ""))  # fmt: skip
+            return
+        raise BakeFailure("create-failed", f"CreateImage ended CreateFailed {attempt} time(s) for snapshots "
+                          f"{', '.join(snapshot_ids)} (last image {image.image_id}); check the snapshots in the ECS "
+                          "console, then request the bake again.", snapshotIds=snapshot_ids)  # fmt: skip
 
     def _unchecked_image(self, image: Image) -> None:
         if self.settings.unchecked_image_policy == "promote":
@@ -461,6 +546,8 @@ class Pipeline:
             **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}}))  # fmt: skip
 
     def _release_instance(self, instance_id: str, bake_id: str, result_tags: dict[str, str]) -> None:
+        if not instance_id:
+            return  # a bake from snapshots has no instance
         instance = self.ecs.instance(instance_id)
         if instance is None or instance.tags.get(tags.BAKE_ID) not in (bake_id, None):
             return  # the instance belongs to another bake now
@@ -483,7 +570,9 @@ class Pipeline:
             self.ecs.set_image_attributes(image.image_id, status="Deprecated")
             self.ecs.tag("image", image.image_id, {tags.STATE: tags.RETIRED})
             return
-        self.ecs.delete_image_and_snapshots(image)
+        sources = set(tags.unpack_snapshot_ids(image.tags))  # the operator's snapshots (a snapshot bake): kept
+        self.ecs.delete_image_and_snapshots(replace(image, snapshot_ids=tuple(s for s in image.snapshot_ids
+                                                                              if s not in sources)))  # fmt: skip
         log.info("image retired", retired_image_id=image.image_id)
 
 
@@ -502,3 +591,19 @@ def _create_image_failure(instance_id: str, exc: CloudError) -> BakeFailure | Re
         return BakeFailure("mandatory-tag", f"CreateImage refused the image's tags ({code}: {exc.message}). Set the "
                            "tags your tag policy requires in the MandatoryTags template parameter.")  # fmt: skip
     return BakeFailure("create-image", f"CreateImage failed for {instance_id}: {code}: {exc.message}")
+
+
+def _snapshot_image_failure(snapshot_ids: list[str], region: str, exc: CloudError) -> BakeFailure | RetryableError:
+    listing = f"aliyun ecs DescribeSnapshots --RegionId {region} --SnapshotIds '{json.dumps(snapshot_ids)}'"
+    if exc.code == "InvalidSnapshotId.NotFound":
+        return BakeFailure("snapshot-not-found", f"Snapshot(s) not found: {exc.message}. Check the ids ({listing}) "
+                           "and request the bake again with existing snapshots.", snapshotIds=snapshot_ids)  # fmt: skip
+    if exc.code == "InvalidSnapshotId.NotReady":
+        return BakeFailure("snapshot-not-ready", f"Snapshots must be accomplished before baking: {exc.message}. "
+                           "Request the bake again once they are (a failed snapshot must be taken again).",
+                           snapshotIds=snapshot_ids)  # fmt: skip
+    if exc.code == "OperationDenied" or exc.code.startswith(("InvalidSize", "InvalidSystemSnapshot", "InvalidDevice")):
+        return BakeFailure("snapshot-refused", f"CreateImage refused these snapshots ({exc.code}: {exc.message}). "
+                           "The first snapshot becomes the system disk: give a system disk's snapshot first.",
+                           snapshotIds=snapshot_ids)  # fmt: skip
+    return _create_image_failure(f"snapshots {', '.join(snapshot_ids)}", exc)

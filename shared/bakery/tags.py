@@ -33,6 +33,9 @@ ATTEMPT = "bakery:attempt"
 REPAIRS = "bakery:repairs"
 REPAIR_EXECUTION = "bakery:repair-execution"
 REPAIRED_FROM = "bakery:repaired-from"
+# A bake from snapshots (no source instance): their ids without the "s-" prefix, comma-separated, in
+# DiskDeviceMapping order (the first is the system disk); continued in `-2`, `-3`... when over 128 chars.
+SOURCE_SNAPSHOTS = "bakery:source-snapshots"
 
 # Values of STATE.
 PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED, REPAIRING, REPAIRED, READY, FAILED, RETIRED = (
@@ -42,3 +45,28 @@ PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED, REPAIRING, REPAIRED, READ
 
 def truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("true", "yes", "1", "on")
+
+
+def pack_snapshot_ids(snapshot_ids: list[str]) -> dict[str, str]:
+    """Snapshot ids as SOURCE_SNAPSHOTS tag(s): short form, each value within the 128-character tag limit."""
+    chunks: list[str] = []
+    for snapshot_id in snapshot_ids:
+        short = snapshot_id.removeprefix("s-")
+        if chunks and len(chunks[-1]) + 1 + len(short) <= 128:
+            chunks[-1] += "," + short
+        elif len(short) <= 128:
+            chunks.append(short)
+        else:
+            raise ValueError(f"snapshot id {snapshot_id!r} is longer than a tag value may be")
+    return {SOURCE_SNAPSHOTS if n == 0 else f"{SOURCE_SNAPSHOTS}-{n + 1}": c for n, c in enumerate(chunks)}
+
+
+def unpack_snapshot_ids(resource_tags: dict[str, str]) -> list[str]:
+    """The snapshot ids a bake's image was made from ([] for an instance bake)."""
+    ids: list[str] = []
+    key, n = SOURCE_SNAPSHOTS, 1
+    while resource_tags.get(key):
+        ids += [f"s-{short}" for short in resource_tags[key].split(",") if short]
+        n += 1
+        key = f"{SOURCE_SNAPSHOTS}-{n}"
+    return ids

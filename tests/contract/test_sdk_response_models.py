@@ -60,7 +60,21 @@ def _prepared(env: CloudEnv) -> dict[str, str]:
     ).body.execution.execution_id  # fmt: skip
     env.cloud.advance(200)
     env.eventbridge.create_event_bus(eb_models.CreateEventBusRequest(event_bus_name="bakery"))
-    return {"image": image_id, "snapshot": snapshot_id, "invoke": invoke_id, "execution": execution_id}
+    launch_template_id = env.ecs.create_launch_template(_launch_template_request(region, image_id, "contract-lt"))
+    return {"image": image_id, "snapshot": snapshot_id, "invoke": invoke_id, "execution": execution_id,
+            "launch_template": launch_template_id.body.launch_template_id}  # fmt: skip
+
+
+def _launch_template_request(region: str, image_id: str, name: str) -> Any:
+    """A launch template with every container its versions render filled (disks, groups, tags)."""
+    return ecs_models.CreateLaunchTemplateRequest(
+        region_id=region, launch_template_name=name, image_id=image_id, instance_type="ecs.g7.large",
+        version_description="v1", security_group_ids=["sg-1"],
+        system_disk=ecs_models.CreateLaunchTemplateRequestSystemDisk(category="cloud_essd", size=40),
+        data_disk=[ecs_models.CreateLaunchTemplateRequestDataDisk(category="cloud_essd", size=100)],
+        tag=[ecs_models.CreateLaunchTemplateRequestTag(key="team", value="bakery")],
+        template_tag=[ecs_models.CreateLaunchTemplateRequestTemplateTag(key="owner", value="contract")],
+    )  # fmt: skip
 
 
 def _cases(env: CloudEnv, ids: dict[str, str]) -> dict[str, Callable[[], Any]]:
@@ -120,6 +134,20 @@ def _cases(env: CloudEnv, ids: dict[str, str]) -> dict[str, Callable[[], Any]]:
         ),
         "DescribeInvocationResults": lambda: ecs.describe_invocation_results(
             ecs_models.DescribeInvocationResultsRequest(region_id=r, invoke_id=ids["invoke"])
+        ),
+        "CreateLaunchTemplate": lambda: ecs.create_launch_template(
+            _launch_template_request(r, ids["image"], "contract-lt-2")
+        ),
+        "CreateLaunchTemplateVersion": lambda: ecs.create_launch_template_version(
+            ecs_models.CreateLaunchTemplateVersionRequest(
+                region_id=r, launch_template_id=ids["launch_template"], image_id=ids["image"]
+            )
+        ),
+        "DescribeLaunchTemplates": lambda: ecs.describe_launch_templates(
+            ecs_models.DescribeLaunchTemplatesRequest(region_id=r)
+        ),
+        "DescribeLaunchTemplateVersions": lambda: ecs.describe_launch_template_versions(
+            ecs_models.DescribeLaunchTemplateVersionsRequest(region_id=r, launch_template_id=ids["launch_template"])
         ),
         "StartExecution": lambda: oos.start_execution(
             oos_models.StartExecutionRequest(

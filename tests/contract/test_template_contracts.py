@@ -225,14 +225,14 @@ def _allow_ecs_wildcard(statements: list[dict[str, Any]]) -> None:
     statements[1]["Action"].append("ecs:*")
 
 
-def _allow_describe_snapshots(statements: list[dict[str, Any]]) -> None:
-    statements.append({"Effect": "Allow", "Action": "ecs:DescribeSnapshots", "Resource": "*"})
+def _allow_copy_snapshot(statements: list[dict[str, Any]]) -> None:
+    statements.append({"Effect": "Allow", "Action": "ecs:CopySnapshot", "Resource": "*"})
 
 
 POLICY_EDITS = [
     (_drop_delete_snapshot, ["missing from FunctionRole: ecs:DeleteSnapshot"]),
     (_allow_ecs_wildcard, ["allowed by FunctionRole but never called: ecs:*", "wildcard in FunctionRole: ecs:*"]),
-    (_allow_describe_snapshots, ["allowed by FunctionRole but never called: ecs:DescribeSnapshots"]),
+    (_allow_copy_snapshot, ["allowed by FunctionRole but never called: ecs:CopySnapshot"]),
 ]
 
 

@@ -24,16 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yml"
 EVENTS = ROOT / "events"
 
-BAKE, CHECK, REPAIR = "bakery-bake", "bakery-check", "bakery-repair"
+BAKE, CHECK, REPAIR, LIFECYCLE = "bakery-bake", "bakery-check", "bakery-repair", "bakery-lifecycle"
 
 # Where each sample must be delivered (function names, one entry per delivery). An empty list means the event
 # is terminal / meant for users' own subscriptions and no Bakery function may receive it.
 EXPECTED_DELIVERIES: dict[str, list[str]] = {
     "bakery-bake-failed.json": [],  # terminal: for users
     "bakery-bake-requested.json": [BAKE],
+    "bakery-bake-requested.snapshots.json": [BAKE],  # one image from snapshots of several instances' disks
     "bakery-image-checkfailed.json": [REPAIR],
     "bakery-image-creationstarted.json": [CHECK],
-    "bakery-image-ready.json": [],  # terminal: for users
+    "bakery-family-retentionapplied.json": [],  # terminal: for users
+    "bakery-image-ready.json": [LIFECYCLE],  # retention for the family (and for users' notifications)
     "bakery-image-repaired.json": [CHECK],
     "bakery-image-repairstarted.json": [],  # for users: repair follows its execution itself
     "ecs-actiontrail-tagresources.bakery-own-write.json": [BAKE],  # bake receives it and ignores it
@@ -120,7 +122,7 @@ def test_sample_is_delivered_to_exactly_its_intended_functions(name: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "name", ["bakery-image-ready.json", "bakery-bake-failed.json", "bakery-image-repairstarted.json"]
+    "name", ["bakery-family-retentionapplied.json", "bakery-bake-failed.json", "bakery-image-repairstarted.json"]
 )
 def test_events_for_users_reach_no_bakery_function(name: str) -> None:
     # Given an event Bakery publishes for its users' notifications
@@ -190,6 +192,10 @@ def _ready_routed_to_check(resources: dict[str, Any]) -> None:
     resources["CheckRule"]["Properties"]["FilterPattern"]["type"].append("bakery:Image:Ready")
 
 
+def _retention_on_repaired_instead_of_ready(resources: dict[str, Any]) -> None:
+    resources["LifecycleRule"]["Properties"]["FilterPattern"]["type"] = ["bakery:Image:Repaired"]
+
+
 def _sweep_timer_renamed(resources: dict[str, Any]) -> None:
     resources["CheckSweepTimer"]["Properties"]["TriggerName"] = "sweeper"
 
@@ -208,7 +214,13 @@ ROUTING_EDITS = [
             "ecs-actiontrail-tagresources.json: delivered to [], expected ['bakery-bake']",
         ],
     ),
-    (_requested_rule_on_default_bus, ["bakery-bake-requested.json: delivered to [], expected ['bakery-bake']"]),
+    (
+        _requested_rule_on_default_bus,
+        [
+            "bakery-bake-requested.json: delivered to [], expected ['bakery-bake']",
+            "bakery-bake-requested.snapshots.json: delivered to [], expected ['bakery-bake']",
+        ],
+    ),
     (
         _check_rule_also_to_repair,
         [
@@ -216,7 +228,17 @@ ROUTING_EDITS = [
             "bakery-image-repaired.json: delivered to ['bakery-check', 'bakery-repair'], expected ['bakery-check']",
         ],
     ),
-    (_ready_routed_to_check, ["bakery-image-ready.json: delivered to ['bakery-check'], expected []"]),
+    (
+        _ready_routed_to_check,
+        ["bakery-image-ready.json: delivered to ['bakery-check', 'bakery-lifecycle'], expected ['bakery-lifecycle']"],
+    ),
+    (
+        _retention_on_repaired_instead_of_ready,
+        [
+            "bakery-image-ready.json: delivered to [], expected ['bakery-lifecycle']",
+            "bakery-image-repaired.json: delivered to ['bakery-check', 'bakery-lifecycle'], expected ['bakery-check']",
+        ],
+    ),
     (_sweep_timer_renamed, ["timer-sweep.json: delivered to [], expected ['bakery-check']"]),
     (
         _snapshot_trigger_disabled,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bakery import tags
 from tests.e2e.conftest import trigger
+from tests.e2e.test_snapshot_bake import request_bake
 
 FAMILY_HISTORY = [{"id": "m-web-v0", "family": "web", "check_failures": []}]
 
@@ -77,3 +78,19 @@ def test_the_old_family_image_stays_available_and_the_name_prefix_is_used(bake):
     assert old.status == "Available"
     assert old.image_family == "web"
     assert "DeleteImage" not in baked.mutations()
+
+
+def test_a_bake_requested_event_bakes_an_untagged_instance_with_its_option_tags(bake):
+    # Given an instance with a family tag but no trigger tag, and a tool that publishes bakery:Bake:Requested
+    def request(run):
+        request_bake(run, {"instanceId": "i-web1"}, event_id="req-1")
+
+    scenario = {"seed": 31, "instances": [{"id": "i-web1", "tags": {"bakery:family": "web"}}]}
+    # When the event reaches the bake function
+    baked = bake(scenario, before_run=request)
+
+    # Then the instance is baked and promoted into its family, exactly as a tag would have done it
+    result = baked.bake_of("i-web1")
+    assert result["state"] == "ready", result
+    assert baked.newest_in_family("web") == result["imageId"]
+    assert baked.calls("CreateImage") == 1

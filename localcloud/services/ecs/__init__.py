@@ -1,5 +1,5 @@
-"""Emulated ECS (2014-05-26): instances, disks, images (with the image check), snapshots, tags and
-Cloud Assistant. One mixin per resource family, moto style; state lives on EcsService."""
+"""Emulated ECS (2014-05-26): instances, disks, images (with the image check), snapshots, tags,
+Cloud Assistant and launch templates. One mixin per resource family, moto style; state lives on EcsService."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from localcloud.services.base import Service
 from localcloud.services.ecs.assistant import AssistantMixin, Invocation
 from localcloud.services.ecs.images import ImagesMixin
 from localcloud.services.ecs.instances import InstancesMixin
+from localcloud.services.ecs.launch_templates import LaunchTemplate, LaunchTemplatesMixin
 from localcloud.services.ecs.models import Disk, Image, Instance, Snapshot
 from localcloud.services.ecs.snapshots import SnapshotsMixin
 from localcloud.services.ecs.tags import TagsMixin
 from localcloud.wire import Params
 
 
-class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, AssistantMixin, Service):
+class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, AssistantMixin, LaunchTemplatesMixin, Service):
     name = "ecs"
     product = "Ecs"
     host = "ecs.aliyuncs.com"
@@ -31,7 +32,13 @@ class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, Assista
         self.invocations: dict[str, Invocation] = {}
         self.client_tokens: dict[tuple[str, str], tuple[str, str]] = {}
         self.sandboxes: dict[str, GuestSandbox] = {}
+        self.launch_templates: dict[str, LaunchTemplate] = {}
         self._load_public_images()
+
+    def load(self, specs: Any) -> None:
+        """Instances, then the scenario's launch templates (their versions name images loaded before)."""
+        super().load(specs)
+        self.load_launch_templates(self.cloud.scenario.launch_templates)
 
     def _region(self, p: Params) -> str:
         """RegionId is required by most ECS APIs; the local cloud serves exactly one region."""
@@ -62,4 +69,8 @@ class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, Assista
                 if i.owner_alias == "self"
             ],
             "snapshots": [s.to_api(region, now, self.snapshot_usage(s)) for s in self.snapshots.values()],
+            "launch_templates": [
+                {**t.to_api(), "Versions": [t.version_to_api(v, True) for v in t.versions]}
+                for t in self.launch_templates.values()
+            ],
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from alibabacloud_ecs20140526 import models as m
@@ -101,6 +102,41 @@ class Ecs:
             tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
         return body.image_id
 
+    def create_image_from_snapshots(self, snapshot_ids: list[str], *, name: str = "", description: str = "",
+                                    tags: dict[str, str] | None = None, client_token: str = "",
+                                    validate_only: bool = False) -> str:  # fmt: skip
+        """One image from snapshots of disks that may sit on different instances (DiskDeviceMapping): the
+        first is the system disk (/dev/xvda), the others data disks (/dev/xvdb, ...), each at its source size.
+
+        The snapshots are read first (DescribeSnapshots), so a bad one is named — CreateImage's own errors do
+        not say which: CloudError `InvalidSnapshotId.NotFound` (missing) or `InvalidSnapshotId.NotReady`
+        (progressing or failed). `validate_only` stops after that check and returns "".
+        """
+        body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
+            region_id=self.region, snapshot_ids=json.dumps(snapshot_ids), page_size=100))  # fmt: skip
+        found = {s.snapshot_id: s for s in (body.snapshots.snapshot if body.snapshots else []) or []}
+        missing = [s for s in snapshot_ids if s not in found]
+        if missing:
+            raise CloudError("InvalidSnapshotId.NotFound", f"no snapshot {', '.join(missing)} in {self.region}",
+                             status=404, action="DescribeSnapshots")  # fmt: skip
+        unready = [found[s] for s in snapshot_ids if found[s].status != "accomplished"]
+        if unready:
+            states = ", ".join(f"{s.snapshot_id} is {s.status} ({s.progress or '?'})" for s in unready)
+            raise CloudError("InvalidSnapshotId.NotReady", states, status=403, action="DescribeSnapshots")
+        if validate_only:
+            return ""
+        mappings = [
+            m.CreateImageRequestDiskDeviceMapping(
+                device="/dev/xvda" if n == 0 else f"/dev/xvd{chr(ord('a') + n)}", disk_type="system" if n == 0 else "data",
+                snapshot_id=s, size=int(found[s].source_disk_size) if (found[s].source_disk_size or "").isdigit() else None)
+            for n, s in enumerate(snapshot_ids)
+        ]  # fmt: skip
+        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
+            region_id=self.region, disk_device_mapping=mappings, image_name=name or None,
+            description=description or None, detection_strategy="Standard", client_token=client_token or None,
+            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in (tags or {}).items()]))  # fmt: skip
+        return body.image_id
+
     def image(self, image_id: str) -> Image | None:
         body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
             region_id=self.region, image_id=image_id, status=ALL_IMAGE_STATUSES, image_owner_alias="self"))  # fmt: skip
@@ -144,6 +180,117 @@ class Ecs:
             except CloudError as exc:
                 if exc.code != "SnapshotCreatedImage":  # another image still uses it: keep it, it is not ours alone
                     raise
+
+    # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.lifecycle) ----------------------
+
+    def images_in_family(self, family: str) -> list[Image]:
+        """Every own image of `family`, in any status (Deprecated ones too), over all pages."""
+        result, page = [], 1
+        while True:
+            body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+                region_id=self.region, image_family=family, status=ALL_IMAGE_STATUSES, image_owner_alias="self",
+                page_size=100, page_number=page))  # fmt: skip
+            batch = body.images.image if body.images else []
+            result += [_image(i) for i in batch or []]
+            if page * 100 >= (body.total_count or 0) or not batch:
+                return result
+            page += 1
+
+    def image_from_family(self, family: str) -> str | None:
+        """What a launch resolving `family` boots now: its newest Available image (None when it has none)."""
+        body = self._call("DescribeImageFromFamily", self._client.describe_image_from_family,
+                          m.DescribeImageFromFamilyRequest(region_id=self.region, image_family=family))  # fmt: skip
+        return body.image.image_id if body.image and body.image.image_id else None
+
+    def instances_using_image(self, image_id: str) -> tuple[list[str], int]:
+        """Instances running `image_id`: the first 100 ids and how many there are (one call)."""
+        body = self._call("DescribeInstances", self._client.describe_instances,
+                          m.DescribeInstancesRequest(region_id=self.region, image_id=image_id, max_results=100))  # fmt: skip
+        found = body.instances.instance if body.instances else []
+        ids = [i.instance_id for i in found or []]
+        return ids, max(body.total_count or 0, len(ids))
+
+    def launch_template_images(self) -> dict[str, list[tuple[str, int]]]:
+        """ImageId → [(template id, version)] over every template's latest and default versions.
+
+        Older versions are ignored: launches use the default version unless told otherwise, and the latest
+        is what an operator just wrote. Costs one call per page of templates plus one per template."""
+        templates, page = [], 1
+        while True:
+            body = self._call("DescribeLaunchTemplates", self._client.describe_launch_templates,
+                              m.DescribeLaunchTemplatesRequest(region_id=self.region, page_size=50, page_number=page))  # fmt: skip
+            sets = body.launch_template_sets
+            batch = (sets.launch_template_set if sets else None) or []
+            templates += batch
+            if page * 50 >= (body.total_count or 0) or not batch:
+                break
+            page += 1
+        usage: dict[str, list[tuple[str, int]]] = {}
+        for template in templates:
+            numbers = sorted({n for n in (template.latest_version_number, template.default_version_number) if n})
+            body = self._call("DescribeLaunchTemplateVersions", self._client.describe_launch_template_versions,
+                              m.DescribeLaunchTemplateVersionsRequest(
+                                  region_id=self.region, launch_template_id=template.launch_template_id,
+                                  launch_template_version=numbers, page_size=50))  # fmt: skip
+            sets = body.launch_template_version_sets
+            for version in (sets.launch_template_version_set if sets else None) or []:
+                data = version.launch_template_data
+                if data is not None and data.image_id:
+                    usage.setdefault(data.image_id, []).append((template.launch_template_id, version.version_number))
+        return usage
+
+    def shared_accounts(self, image_id: str) -> list[str]:
+        """Accounts `image_id` is shared with (DescribeImageSharePermission, all pages)."""
+        accounts, page = [], 1
+        while True:
+            body = self._call("DescribeImageSharePermission", self._client.describe_image_share_permission,
+                              m.DescribeImageSharePermissionRequest(region_id=self.region, image_id=image_id,
+                                                                    page_size=100, page_number=page))  # fmt: skip
+            batch = (body.accounts.account if body.accounts else None) or []
+            accounts += [a.aliyun_id for a in batch if a.aliyun_id]
+            if page * 100 >= (body.total_count or 0) or not batch:
+                return accounts
+            page += 1
+
+    def unshare(self, image_id: str, accounts: list[str]) -> None:
+        """Stop sharing `image_id` with `accounts` (RemoveAccount takes at most 10 per call)."""
+        for start in range(0, len(accounts), 10):
+            self._call("ModifyImageSharePermission", self._client.modify_image_share_permission,
+                       m.ModifyImageSharePermissionRequest(region_id=self.region, image_id=image_id,
+                                                           remove_account=accounts[start : start + 10]))  # fmt: skip
+
+    def snapshot_sizes(self, snapshot_ids: list[str]) -> dict[str, int]:
+        """SourceDiskSize (GiB) of each snapshot that exists, 100 ids per DescribeSnapshots call."""
+        sizes: dict[str, int] = {}
+        unique = list(dict.fromkeys(snapshot_ids))
+        for start in range(0, len(unique), 100):
+            batch = unique[start : start + 100]
+            body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
+                region_id=self.region, snapshot_ids=json.dumps(batch), max_results=100))  # fmt: skip
+            for s in (body.snapshots.snapshot if body.snapshots else None) or []:
+                sizes[s.snapshot_id] = int(s.source_disk_size) if str(s.source_disk_size or "").isdigit() else 0
+        return sizes
+
+    def delete_image_with_snapshots(
+        self, image_id: str, snapshot_ids: Sequence[str], *, force: bool = False
+    ) -> list[str]:
+        """DeleteImage (Force ignores instances using it), then its snapshots; returns the snapshots deleted.
+
+        A missing image or snapshot is ignored by ECS, so a retry is safe; a snapshot another image still
+        uses (SnapshotCreatedImage) is kept."""
+        self._call("DeleteImage", self._client.delete_image,
+                   m.DeleteImageRequest(region_id=self.region, image_id=image_id, force=force))  # fmt: skip
+        deleted = []
+        for snapshot_id in snapshot_ids:
+            try:
+                self._call(
+                    "DeleteSnapshot", self._client.delete_snapshot, m.DeleteSnapshotRequest(snapshot_id=snapshot_id)
+                )
+                deleted.append(snapshot_id)
+            except CloudError as exc:
+                if exc.code != "SnapshotCreatedImage":
+                    raise
+        return deleted
 
 
 def _tags(container: Any) -> dict[str, str]:
