@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bakery.terminal import print_table
+
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 _EVENT_LINES = {
@@ -43,15 +45,9 @@ def _scenario(path: str | None) -> Any:
     return Scenario.load(path) if path else Scenario.load(bundled_scenario("bakery-demo"))
 
 
-def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
 def _summary(run: Any, report: dict[str, Any]) -> int:
     print()
-    _print_table(
+    print_table(
         [
             [
                 b["instanceId"] or "-",

@@ -13,7 +13,6 @@ $BAKERY_RETENTION_ACTION (as the deployed function reads them), else 3 and depre
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any
 
 from bakery import lifecycle
 from bakery.errors import BakeFailure, BakeryError, CloudError, ConfigError, RetryableError
+from bakery.terminal import print_json, print_table
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 _IMAGE_ID = re.compile(r"^m-[\w.-]+$")
@@ -108,7 +108,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             out: dict[str, Any] = {"region": settings.region, "families": [p.to_dict() for p in plans]}
             if applied is not None:
                 out["applied"] = {k: v for k, v in applied.to_dict().items() if k != "decisions"}
-            _print_json(out)
+            print_json(out)
             return EXIT_OK
         if not plans:
             print(f"No family holds Bakery images in {settings.region} (images tagged bakery:bake-id). "
@@ -133,7 +133,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         if args.family and not report.families:
             raise lifecycle.NotFound(f"no image in family {args.family!r} in {settings.region}: check the name")
         if args.json:
-            _print_json({"region": settings.region, **report.to_dict()})
+            print_json({"region": settings.region, **report.to_dict()})
             return EXIT_OK
         if not report.families:
             print(f"No family holds Bakery images in {settings.region}. Name one: bakery cost FAMILY")
@@ -143,7 +143,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         rows = [[f.family, i.image_id, i.status, f"{i.action} (done)" if i.done else i.action, str(i.size_gib),
                  f"{i.monthly:.2f}"]
                 for f in report.families for i in f.images]  # fmt: skip
-        _print_table(rows, ["family", "image", "status", "plan", "GiB", f"{cur}/month"])
+        print_table(rows, ["family", "image", "status", "plan", "GiB", f"{cur}/month"])
         print()
         for f in report.families:
             print(f"  {f.family}: {f.size_gib} GiB, {f.monthly:.2f} {cur}/month; the plan frees {f.freed_gib} GiB "
@@ -163,7 +163,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     def run(ecs: Any, settings: Any) -> int:
         result = lifecycle.rollback(ecs, args.family)
         if args.json:
-            _print_json({"region": settings.region, **result.to_dict()})
+            print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK
         print(f"Rolled back family {result.family}: {result.deprecated} is Deprecated.")
         if result.unshared:
@@ -183,7 +183,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     def run(ecs: Any, settings: Any) -> int:
         result = lifecycle.restore(ecs, args.image)
         if args.json:
-            _print_json({"region": settings.region, **result.to_dict()})
+            print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK
         was = "already Available" if result.previous_status == "Available" else f"was {result.previous_status}"
         print(f"{result.image_id} is Available ({was}).")
@@ -250,19 +250,9 @@ def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: b
 
 def _fail(args: argparse.Namespace, code: int, kind: str, message: str) -> int:
     if getattr(args, "json", False):
-        _print_json({"error": kind, "message": message, "exitCode": code})
+        print_json({"error": kind, "message": message, "exitCode": code})
     print(f"bakery {args.command}: {message}", file=sys.stderr)
     return code
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
-
-
-def _print_table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _print_family_plan(family_plan: lifecycle.FamilyPlan) -> None:
@@ -275,7 +265,7 @@ def _print_family_plan(family_plan: lifecycle.FamilyPlan) -> None:
     for d in family_plan.decisions:
         action = f"{d.action} (done)" if d.done else d.action
         rows.append([d.image_id, d.status, d.created, action, "; ".join(d.reasons)])
-    _print_table(rows, ["image", "status", "created", "action", "why"])
+    print_table(rows, ["image", "status", "created", "action", "why"])
 
 
 def _print_applied(result: lifecycle.ApplyResult) -> None:

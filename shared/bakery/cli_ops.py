@@ -26,6 +26,7 @@ from bakery.config import Settings
 from bakery.errors import BakeFailure, CloudError, ConfigError, RetryableError
 from bakery.model import Image, Instance
 from bakery.target import add_target_arguments, settings_for
+from bakery.terminal import table_lines
 
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
 _SNAPSHOT_ID = re.compile(r"^s-[\w-]{1,62}$")
@@ -125,7 +126,7 @@ def status(settings: Settings, args: argparse.Namespace) -> Outcome:
     table = [[_source(r), r["bakeId"] or "-", r["state"], r["imageId"] or "-", r["family"] or "-",
               "-" if r["attempts"] is None else str(r["attempts"]), _clip(r["lastResult"], 60)]
              for r in payload["bakes"]]  # fmt: skip
-    lines += _table(table, header)
+    lines += table_lines(table, header)
     if in_flight:
         lines += ["", f"Run `bakery status{_target_flags(args)}` again to follow them.",
                   f"Each ends with bakery:Image:Ready or bakery:Bake:Failed on bus '{settings.event_bus}'."]  # fmt: skip
@@ -460,14 +461,6 @@ def _target_flags(args: argparse.Namespace) -> str:
     if args.endpoint and args.endpoint != os.environ.get("BAKERY_CLOUD_ENDPOINT"):
         flags += f" --endpoint {args.endpoint}"
     return flags
-
-
-def _table(rows: list[list[str]], header: list[str]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, ["-" * w for w in widths], *rows]
-    ]
 
 
 def _numbered(steps: list[str]) -> list[str]:
