@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bakery.terminal import print_table
+from bakery.terminal import print_json, print_table
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -130,13 +130,56 @@ def cmd_local_run(args: argparse.Namespace) -> int:
 
     scenario = _scenario(args.scenario)
     with LocalRun(scenario, **_template_args(args)) as run:
-        report = run.run(on_step=_narrator(run.cloud.clock.now) if args.progress else None, step_seconds=60)
+        report = run.run(on_step=_narrator(run.cloud.clock.now) if args.progress and not args.json else None,
+                         step_seconds=60)  # fmt: skip
         write_report(report, args.report)
+        if args.json:
+            print_json({**report, "invariantViolations": run.invariant_violations(report)})
+            return EXIT_OK if not run.invariant_violations(report) else EXIT_PROBLEM
         if args.trace:
             print(run.runtime.trace())
         code = _summary(run, report)
         print(f"  report written to {args.report}")
     return code
+
+
+def cmd_local_serve(args: argparse.Namespace) -> int:
+    """A local region with Bakery deployed, served over HTTP, its clock running: for the operator commands."""
+    import signal
+    import threading
+    import time
+
+    from bakery.local import LocalRun
+    from localcloud.server import LocalCloudServer
+
+    scenario = _scenario(args.scenario)
+    if not args.scenario:
+        scenario.actions = []  # the demo region, waiting for the operator's own `bakery bake`
+    with LocalRun(scenario, **_template_args(args)) as run:
+        server = LocalCloudServer(run.cloud, port=args.port).start()
+        flags = f"--endpoint {server.endpoint} --region {run.cloud.region}"
+        print(
+            f"Bakery deployed from {run.template_path.name} into a local {run.cloud.region} ({Path(scenario.source).name}),"
+        )
+        print(f"served at {server.endpoint}; simulated time runs {args.speed:g}x real time. Try, in another terminal:")
+        print(f"  bakery status {flags}")
+        print(f"  bakery bake {next(iter(run.cloud.ecs.instances), 'i-...')} --family web {flags}")
+        print(f"  bakery plan {flags}        (Ctrl-C stops)", flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        start, actions = run.cloud.clock.now, sorted(scenario.actions, key=lambda a: float(a.get("at", 0)))
+        last = time.monotonic()
+        while not stop.wait(0.1):
+            now = time.monotonic()
+            target = run.cloud.clock.now + (now - last) * args.speed
+            last = now
+            while actions and start + float(actions[0].get("at", 0)) <= target:
+                run.runtime.run_until(max(run.cloud.clock.now, start + float(actions[0].get("at", 0))))
+                run.apply(actions.pop(0))
+            run.runtime.run_until(target)
+        server.stop()
+    return EXIT_OK
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -151,6 +194,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         cursor = run.cloud.events.cursor
         delivery = run.runtime.invoke(name, payload)
+        if args.json:
+            print_json({"function": name, "requestId": delivery.request_id, "outcome": delivery.outcome,
+                        "result": delivery.result, "error": delivery.error, "logs": delivery.logs,
+                        "published": [e.event for e in run.cloud.events.read(cursor)]})  # fmt: skip
+            return EXIT_OK if delivery.outcome == "ok" else EXIT_PROBLEM
         print(f"{name}  request {delivery.request_id}  outcome {delivery.outcome}  ({delivery.wall_ms:.0f} ms)")
         for line in delivery.logs:
             print(f"  | {line}")
@@ -187,14 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     local_run.add_argument("--trace", action="store_true", help="print every function delivery")
     local_run.set_defaults(run=cmd_local_run)
 
+    local_serve = local_commands.add_parser("serve", help="serve a local region with Bakery deployed, clock running")
+    local_serve.add_argument("scenario", nargs="?", help="scenario YAML (default: the demo region, untagged)")
+    local_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    local_serve.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
+    local_serve.set_defaults(run=cmd_local_serve)
+
     invoke = commands.add_parser("invoke", help="one function, one event file, against the local cloud")
     invoke.add_argument("function", help="bake | check | repair (or the full FunctionName)")
     invoke.add_argument("event", help="event JSON as FC receives it, e.g. events/bakery-image-checkfailed.json")
     invoke.add_argument("--scenario", help="the region to run against (default: the demo region)")
     invoke.set_defaults(run=cmd_invoke)
 
-    for sub in (demo, local_run, invoke):
+    for sub in (demo, local_run, local_serve, invoke):
         sub.add_argument("--template", help="template.yml to deploy locally (default: ./template.yml)")
+    for sub in (local_run, invoke):
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     # Operator commands against a cloud (local or real) live in their own modules.
     from bakery import cli_lifecycle, cli_ops

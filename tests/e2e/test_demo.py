@@ -32,3 +32,41 @@ def test_local_run_with_a_broken_scenario_exits_2_naming_the_key(tmp_path, capsy
     # Then exit 2, naming the key, without a stack trace
     err = capsys.readouterr().err
     assert code == 2 and "tpye" in err and "Traceback" not in err
+
+
+def test_local_serve_lets_the_operator_commands_bake_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Given `bakery local serve` (the demo region, untagged) with its clock at 1200x
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bakery.cli", "local", "serve", "--port", "0", "--speed", "1200"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = "".join(server.stdout.readline() for _ in range(2))
+        endpoint = re.search(r"served at (127\.0\.0\.1:\d+)", banner)
+        assert endpoint, banner
+        target = ["--endpoint", endpoint.group(1), "--region", "cn-hangzhou"]
+        # When the operator bakes an instance with the CLI, as the README says
+        assert main(["bake", "i-web1", "--family", "web", *target]) == 0
+        # Then `bakery status --json` shows it ready within a bounded (real) wait
+        deadline, state = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            capsys.readouterr()
+            assert main(["status", "--json", *target]) == 0
+            rows = json.loads(capsys.readouterr().out)
+            state = next((r for r in rows["bakes"] if r.get("instanceId") == "i-web1"), None)
+            if state and state.get("state") == "ready":
+                break
+            time.sleep(0.5)
+        assert state and state["state"] == "ready", state
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
