@@ -212,7 +212,17 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def _template_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {"template_path": Path(args.template)} if getattr(args, "template", None) else {}
+    """--template and --parameter KEY=VALUE (template.yml Parameters, e.g. MandatoryTags, RetentionKeep)."""
+    out: dict[str, Any] = {"template_path": Path(args.template)} if getattr(args, "template", None) else {}
+    parameters = {}
+    for item in getattr(args, "parameter", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--parameter takes KEY=VALUE (a template.yml parameter), got {item!r}")
+        parameters[key] = value
+    if parameters:
+        out["parameters"] = parameters
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for sub in (demo, local_run, local_serve, invoke):
         sub.add_argument("--template", help="template.yml to deploy locally (default: ./template.yml)")
+        sub.add_argument("--parameter", action="append", metavar="KEY=VALUE",
+                         help='a template parameter, e.g. MandatoryTags=\'{"cost-center":"42"}\' (repeatable)')  # fmt: skip
     for sub in (local_run, invoke):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bakery import events, tags
@@ -108,14 +109,15 @@ class Pipeline:
                     "message": f"Instance {instance_id} is already being baked (bake {current}); this trigger was "
                                "ignored. Tag it again after that bake ends.", "inFlight": current}))  # fmt: skip
                 return
-            try:
+
+            def start() -> None:
                 if current is None:
                     self._static_gate(instance)
                     self.ecs.tag("instance", instance_id, {tags.BAKE_ID: bake_id, tags.STATE: tags.PREFLIGHT})
                     log.info("bake started")
                 self.advance_instance(self.ecs.instance(instance_id) or instance)
-            except BakeFailure as failure:
-                self.fail(instance_id, bake_id, failure)
+
+            self._guarded(instance_id, bake_id, start)
 
     def _static_gate(self, instance: Instance) -> None:
         """What can be judged from the API alone, before anything is changed."""
@@ -124,6 +126,10 @@ class Pipeline:
         if instance.status not in ("Running", "Stopped"):
             raise BakeFailure("instance-status", f"Instance {instance.instance_id} is {instance.status}: only Running "
                               "or Stopped instances can be imaged.")  # fmt: skip
+        for kind, tag in (("family", tags.FAMILY), ("name prefix", tags.NAME)):
+            problem = name_problem(kind, instance.tags[tag]) if instance.tags.get(tag) else None
+            if problem:  # caught before any image exists: an invalid family would strand a checked image
+                raise BakeFailure("invalid-request", f"Tag {tag} on {instance.instance_id}: {problem}")
         if "security" in instance.lock_reasons:
             raise BakeFailure("instance-locked", f"Instance {instance.instance_id} is locked for security reasons "
                               "(OperationLocks: security); unlock it in the console before baking.")  # fmt: skip
@@ -176,10 +182,7 @@ class Pipeline:
             # CreateImage on a Stopping instance (IncorrectInstanceStatus, retried into the dead letter).
             return
         with bound(bake_id=instance.tags.get(tags.BAKE_ID), instance_id=instance_id):
-            try:
-                self._finish_preflight(instance)
-            except BakeFailure as failure:
-                self.fail(instance_id, instance.tags[tags.BAKE_ID], failure)
+            self._guarded(instance_id, instance.tags[tags.BAKE_ID], lambda: self._finish_preflight(instance))
 
     def _finish_preflight(self, instance: Instance) -> None:
         result = self.ecs.command_result(instance.tags[tags.PREFLIGHT_INVOKE], instance.instance_id)
@@ -499,37 +502,46 @@ class Pipeline:
 
     def sweep(self, trigger_time: str) -> dict[str, int]:
         """Finish whatever an event should have moved on. Costs O(pages) of tag queries, not O(images)."""
-        counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0}
+        counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0}
+
+        def attempt(kind: str, step: Callable[[], None]) -> None:
+            # One stuck bake must not hold up the others: a retryable error defers it to the next sweep.
+            counts[kind] += 1
+            try:
+                step()
+            except RetryableError as exc:
+                counts["deferred"] += 1
+                log.warning("sweep deferred a bake to the next sweep", reason=str(exc), code=exc.code)
+
         for image in self.ecs.images_tagged(tags.STATE):
             state = image.tags.get(tags.STATE)
             if state in (tags.CREATING, tags.CHECKING):
-                counts["images"] += 1
-                self.follow(image.image_id)
+                attempt("images", lambda i=image: self.follow(i.image_id))
             elif state == tags.CHECK_FAILED:
-                counts["repairs"] += 1
-                self.on_check_failed(image.image_id)
+                attempt("repairs", lambda i=image: self.on_check_failed(i.image_id))
             elif state == tags.REPAIRING:
-                counts["repairs"] += 1
-                self.follow_repair(image)
+                attempt("repairs", lambda i=image: self.follow_repair(i))
         for instance in self.ecs.instances_tagged(tags.TRIGGER):
             if not tags.truthy(instance.tags.get(tags.TRIGGER)):
                 continue
             if tags.BAKE_ID not in instance.tags:
-                counts["started"] += 1
-                self.begin(instance.instance_id, bake_id_for(f"sweep:{trigger_time}", instance.instance_id))
+                bake_id = bake_id_for(f"sweep:{trigger_time}", instance.instance_id)
+                attempt("started", lambda i=instance, b=bake_id: self.begin(i.instance_id, b))
             elif instance.tags.get(tags.STATE) in (tags.PREFLIGHT, tags.STOPPING):
-                counts["instances"] += 1
-                self._guarded(
-                    instance.instance_id, instance.tags[tags.BAKE_ID], lambda i=instance: self.advance_instance(i)
-                )
+                attempt("instances", lambda i=instance: self._guarded(
+                    i.instance_id, i.tags[tags.BAKE_ID], lambda: self.advance_instance(i)))  # fmt: skip
         return counts
 
     # == endings ===================================================================================
 
     def _guarded(self, instance_id: str, bake_id: str, step: object) -> None:
-        """Run a step; a BakeFailure ends the bake (once), anything else propagates to the retry policy."""
+        """Run a step; a BakeFailure — or a permanent cloud error nobody handled — ends the bake (once).
+        Retryable errors propagate to the retry policy (FC's async retries, then the sweep)."""
         try:
             step()  # type: ignore[operator]
+        except CloudError as exc:  # permanent: retrying the same call cannot help, so say what broke
+            self.fail(instance_id, bake_id, BakeFailure("cloud-error", f"{exc.action} was refused: {exc.code}: "
+                                                        f"{exc.message}", action=exc.action, code=exc.code))  # fmt: skip
         except BakeFailure as failure:
             self.fail(instance_id, bake_id, failure)
 

@@ -19,6 +19,9 @@ ACTIONABLE_FAILURES = [
     pytest.param({"faults": [{"action": "CreateImage", "code": "Forbidden.RAM", "probability": 1}]}, {},
                  "missing-permission", ["ecs:CreateImage", "FunctionRole"], id="missing-permission"),
     pytest.param({}, {"create_image_failures": 5}, "create-failed", ["CreateFailed 2 time(s)"], id="create-failed"),
+    # A permanent error nobody anticipated, at promotion time: the bake ends (image retired), it is not retried forever.
+    pytest.param({"faults": [{"action": "ModifyImageAttribute", "code": "InvalidImageFamily.Malformed", "probability": 1}]},
+                 {}, "cloud-error", ["ModifyImageAttribute", "InvalidImageFamily.Malformed"], id="permanent-cloud-error"),
 ]  # fmt: skip
 
 
@@ -181,3 +184,17 @@ def test_a_second_bake_while_one_is_in_flight_is_refused(bake, retag_at):
     assert [i.image_id for i in baked.images()] == [result["imageId"]]
     # ... and the instance is released afterwards (the second trigger does not linger to start a bake later)
     assert baked.assert_released("i-app")[tags.LAST_IMAGE] == result["imageId"]
+
+
+@pytest.mark.parametrize(("tag", "value"), [(tags.FAMILY, "a"), (tags.FAMILY, "aliyun-web"), (tags.NAME, "9lives")])
+def test_an_invalid_family_or_name_tag_is_refused_before_any_image_exists(bake, tag, value):
+    # Given an instance tagged for baking with a family or name ECS would refuse
+    scenario = {"seed": 43, "instances": [{"id": "i-app"}],
+                "actions": [{"at": 0, "tag": {"instance": "i-app", "tags": {tags.TRIGGER: "true", tag: value}}}]}  # fmt: skip
+    baked = bake(scenario)
+
+    # Then the bake fails at once naming the tag, before preflight or CreateImage
+    result = baked.bake_of("i-app")
+    assert (result["state"], result["reason"]) == ("failed", "invalid-request"), result
+    assert tag in result["message"]
+    assert baked.calls("CreateImage") == 0 and baked.calls("RunCommand") == 0
