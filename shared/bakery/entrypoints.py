@@ -102,9 +102,10 @@ def route_repair(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str
     return None
 
 
-bake = fc_handler("bake", route_bake)
-check = fc_handler("check", route_check)
-repair = fc_handler("repair", route_repair)
+# The sweep (bakery-check's timer) resumes any bake, check or repair step left unfinished.
+bake = fc_handler("bake", route_bake, swept=True)
+check = fc_handler("check", route_check, swept=True)
+repair = fc_handler("repair", route_repair, swept=True)
 
 
 def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:

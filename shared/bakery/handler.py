@@ -22,8 +22,12 @@ log = get_logger("bakery.handler")
 Route = Callable[[Pipeline, "CloudEvent | TimerEvent"], Any]
 
 
-def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
-    """Wrap `route` as an FC handler `handler(event: bytes, context) -> str` (JSON)."""
+def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[bytes, Any], str]:
+    """Wrap `route` as an FC handler `handler(event: bytes, context) -> str` (JSON).
+
+    `swept`: the sweep resumes whatever this function leaves unfinished, so throttling is flow control,
+    not failure — the step is left to the next sweep instead of burning FC's retries into the dead letter.
+    """
 
     def handler(event: bytes, context: Any) -> str:
         try:
@@ -51,6 +55,9 @@ def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
                     log.warning("dropped an event this function does not handle", reason=str(exc))
                     return json.dumps({"status": "dropped", "reason": str(exc)})
                 except RetryableError as exc:
+                    if swept and _throttled(exc):
+                        log.warning("throttled; the sweep resumes this within a minute", reason=str(exc), code=exc.code)
+                        return json.dumps({"status": "deferred", "reason": exc.code})
                     log.warning("will be retried", reason=str(exc), code=exc.code)
                     raise
                 except BakeFailure as exc:
@@ -63,3 +70,7 @@ def fc_handler(name: str, route: Route) -> Callable[[bytes, Any], str]:
 
     handler.__name__ = f"{name}_handler"
     return handler
+
+
+def _throttled(exc: RetryableError) -> bool:
+    return exc.code.startswith("Throttling") or exc.code == "Rejected.Throttling"

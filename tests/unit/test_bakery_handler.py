@@ -196,6 +196,35 @@ def test_a_retryable_error_is_logged_as_a_warning_with_its_code(capsys: pytest.C
     )
 
 
+def test_throttling_in_a_swept_function_is_deferred_to_the_sweep_not_retried(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a function the sweep resumes, whose route hits throttling
+    handler = fc_handler(
+        "check", FakeRoute(error=RetryableError("CreateImage was throttled", code="Throttling")), swept=True
+    )
+
+    # When it is invoked
+    result = json.loads(handler(event_bytes("bakery-image-creationstarted.json"), CONTEXT))
+
+    # Then it returns "deferred" (no FC retry, no dead letter) and says so in one WARNING line
+    assert result == {"status": "deferred", "reason": "Throttling"}
+    (line,) = log_lines(capsys)
+    assert (line["level"], line["code"]) == ("WARNING", "Throttling")
+    assert "sweep" in line["message"]
+
+
+def test_a_server_error_in_a_swept_function_is_still_re_raised_for_fc_to_retry() -> None:
+    # Given a swept function whose route hits a 5xx (not flow control)
+    error = RetryableError("CreateImage: ServiceUnavailable", code="ServiceUnavailable")
+    handler = fc_handler("bake", FakeRoute(error=error), swept=True)
+
+    # When it is invoked / Then FC's async retry gets it
+    with pytest.raises(RetryableError) as info:
+        handler(event_bytes("bakery-image-creationstarted.json"), CONTEXT)
+    assert info.value is error
+
+
 # -- BakeFailure: failed --------------------------------------------------------------------------------------
 
 
