@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,6 +11,7 @@ from localcloud.cloud import LocalCloud
 from localcloud.faults import FaultPlan, FaultSpecError
 
 PREFIX = "/_localcloud/"
+MAX_ADVANCE_SECONDS = 10 * 365 * 86400
 
 
 def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -22,7 +24,11 @@ def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple
             return 200, cloud.clock_info()
         if (method, route) == ("POST", "clock/advance"):
             if "seconds" in query:
-                return 200, cloud.advance(float(query["seconds"]))
+                seconds = float(query["seconds"])
+                if not math.isfinite(seconds) or not 0 <= seconds <= MAX_ADVANCE_SECONDS:
+                    return 400, {"error": f"seconds must be a finite number from 0 to {MAX_ADVANCE_SECONDS:g} "
+                                          f"(ten years), got {query['seconds']!r}"}  # fmt: skip
+                return 200, cloud.advance(seconds)
             if "until_idle" in query:
                 return 200, cloud.run_until_idle()
             return 400, {"error": "give ?seconds=N (simulated seconds) or ?until_idle=1"}

@@ -135,6 +135,8 @@ class LocalCloud:
     def handle(self, request: ApiRequest, user_agent: str = "") -> Reply:
         with self.lock:
             reply = self._handle(request, user_agent)
+            if self.timings.api_call_seconds:
+                self.clock.advance(self.timings.api_call_seconds)
             if self.replies is not None:
                 self.replies.append((request.service, request.action, reply))
             return reply

@@ -55,6 +55,9 @@ class Timings:
     pending_seconds: float = 30.0
     command_seconds: float = 2.0  # Cloud Assistant delivery + run
     client_timeout_seconds: float = 60.0  # Cloud Assistant delivery timeout (no client → Aborted)
+    # Simulated time each API call takes (0: calls are instantaneous). Set it (e.g. 0.05) when rate limits are
+    # tighter than the calls a caller makes in one instant, so token buckets refill between calls.
+    api_call_seconds: float = 0.0
 
     @property
     def snapshot_per_gib(self) -> float:

@@ -152,7 +152,8 @@ class Params:
         except ValueError:
             raise invalid_parameter(name, f"{text!r} is not an integer") from None
         if (low is not None and value < low) or (high is not None and value > high):
-            raise invalid_parameter(name, f"{value} is outside {low}..{high}")
+            bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"from {low} to {high}"
+            raise invalid_parameter(name, f"{value} is not {bounds}")
         return value
 
     def bool(self, name: str, default: bool = False) -> bool:

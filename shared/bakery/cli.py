@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     local_serve.set_defaults(run=cmd_local_serve)
 
     invoke = commands.add_parser("invoke", help="one function, one event file, against the local cloud")
-    invoke.add_argument("function", help="bake | check | repair (or the full FunctionName)")
+    invoke.add_argument("function", help="bake | check | repair | lifecycle (or the full FunctionName)")
     invoke.add_argument("event", help="event JSON as FC receives it, e.g. events/bakery-image-checkfailed.json")
     invoke.add_argument("--scenario", help="the region to run against (default: the demo region)")
     invoke.set_defaults(run=cmd_invoke)

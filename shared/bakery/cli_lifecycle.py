@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
@@ -89,8 +90,8 @@ def _price(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number like 0.12, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"cannot be negative, got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -98,6 +99,10 @@ def _price(text: str) -> float:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.force and not args.apply:
+        print("bakery: --force only matters with --apply (a plan changes nothing); add --apply to act", file=sys.stderr)
+        return 2
+
     def run(ecs: Any, settings: Any) -> int:
         plans = lifecycle.plan_families(ecs, settings, args.family, force=args.force)
         if args.family and not plans:

@@ -8,6 +8,8 @@ Only the adapters call this module.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -54,3 +56,18 @@ def client(kind: str, settings: Settings) -> Any:
 
 def reset_clients() -> None:
     _client.cache_clear()
+
+
+def waiter(settings: Settings) -> Callable[[float], None]:
+    """How to wait `seconds` before retrying a throttled call. Against a local cloud, waiting is done on its
+    virtual clock (its token buckets refill on that clock, and a real sleep would only slow the run down)."""
+    if not settings.cloud_endpoint:
+        return time.sleep
+    endpoint = settings.cloud_endpoint
+
+    def advance_local_clock(seconds: float) -> None:
+        import requests
+
+        requests.post(f"http://{endpoint}/_localcloud/clock/advance", params={"seconds": f"{seconds:.3f}"}, timeout=10)
+
+    return advance_local_clock

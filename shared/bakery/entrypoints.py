@@ -121,7 +121,7 @@ def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[
         raise InvalidEvent(f"{event.type} event {event.id}: data.family must be a string ({family!r})")
     if not family:
         return {"family": None, "imageId": image_id, "retention": "skipped: the image was not promoted into a family"}
-    result = family_lifecycle.apply(pipeline.ecs, pipeline.settings, family)
+    result = family_lifecycle.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_id)
     pipeline.bus.publish(family_lifecycle.retention_applied(result, image_id))
     return {k: v for k, v in result.to_dict().items() if k != "decisions"}
 

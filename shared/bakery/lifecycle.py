@@ -156,6 +156,7 @@ def decide(
     usage: Mapping[str, Usage] | None = None,
     force: bool = False,
     family: str = "",
+    just_promoted: str = "",
 ) -> list[Decision]:
     """Retention for one family's images, newest first. Pure: `usage` says who uses which image (absent =
     unused), `force` lets images in use be deleted. See the module docstring for the rules."""
@@ -184,6 +185,8 @@ def decide(
             kept_because.append(f"newest {keep}")
         if tags.truthy(image.tags.get(PROTECTED_TAG)):
             kept_because.append("protected tag")
+        if image.image_id == just_promoted:  # promotions can land out of creation order: never undo one at once
+            kept_because.append("just promoted")
         if good is not None and image.image_id == good.image_id and image.image_id not in newest:
             kept_because.append("last good")
         if used.shared_with:
@@ -244,7 +247,8 @@ class FamilyPlan:
                 "decisions": [d.to_dict() for d in self.decisions]}  # fmt: skip
 
 
-def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, force: bool = False) -> list[FamilyPlan]:
+def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, force: bool = False,
+                  just_promoted: str = "") -> list[FamilyPlan]:  # fmt: skip
     """`plan`, family by family, with each family's N and where it came from."""
     plans: list[FamilyPlan] = []
     templates: dict[str, list[tuple[str, int]]] | None = None
@@ -256,7 +260,7 @@ def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, fo
         retention = retention_for(images, settings.retention_keep)
         for problem in retention.ignored:
             log.warning("retention tag ignored", family=name, problem=problem)
-        first = decide(images, keep=retention.keep, action=action, family=name)
+        first = decide(images, keep=retention.keep, action=action, family=name, just_promoted=just_promoted)
         # Usage matters only where retention would act (a "last Available" image may act once another
         # image turns out to be kept): look it up for those alone.
         candidates = [d for d in first if (d.action != KEEP or d.reason == LAST_AVAILABLE) and d.status in RANKED]
@@ -271,7 +275,8 @@ def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, fo
             usage[candidate.image_id] = Usage(
                 tuple(instance_ids), count, tuple((templates or {}).get(candidate.image_id, [])), tuple(shared)
             )
-        decisions = decide(images, keep=retention.keep, action=action, usage=usage, force=force, family=name)
+        decisions = decide(images, keep=retention.keep, action=action, usage=usage, force=force, family=name,
+                           just_promoted=just_promoted)  # fmt: skip
         plans.append(FamilyPlan(name, retention, action, tuple(decisions)))
     return plans
 
@@ -315,10 +320,12 @@ class ApplyResult:
         }
 
 
-def apply(ecs: Ecs, settings: Settings, family: str | None, force: bool = False) -> ApplyResult:
+def apply(
+    ecs: Ecs, settings: Settings, family: str | None, force: bool = False, just_promoted: str = ""
+) -> ApplyResult:
     """Execute the plan. Idempotent: done decisions are skipped, a missing image or snapshot is ignored, and
     what changed since the plan (an instance launched, the image shared) is skipped rather than forced."""
-    plans = plan_families(ecs, settings, family, force=force)
+    plans = plan_families(ecs, settings, family, force=force, just_promoted=just_promoted)
     decisions = [d for p in plans for d in p.decisions]
     result = ApplyResult(family, settings.retention_action, decisions, {p.family: p.retention for p in plans})
     for d in decisions:

@@ -83,10 +83,21 @@ class LocalRun:
     def tag(self, instance_id: str, tag_values: dict[str, str]) -> None:
         """What a person does in the console or CLI: TagResources on the instance."""
         from alibabacloud_ecs20140526 import models as m
+        from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
-        self.operator.tag_resources(m.TagResourcesRequest(
+        request = m.TagResourcesRequest(
             region_id=self.cloud.region, resource_type="instance", resource_id=[instance_id],
-            tag=[m.TagResourcesRequestTag(key=k, value=str(v)) for k, v in tag_values.items()]))  # fmt: skip
+            tag=[m.TagResourcesRequestTag(key=k, value=str(v)) for k, v in tag_values.items()])  # fmt: skip
+        for attempt in range(10):  # a person retries a throttled or failed console call a few seconds later
+            try:
+                self.operator.tag_resources(request)
+                return
+            except AlibabaCloudException as exc:
+                transient = (exc.code or "").startswith("Throttling") or (getattr(exc, "status_code", 0) or 0) >= 500
+                if not transient or attempt == 9:
+                    message = (exc.data or {}).get("Message", str(exc)) if isinstance(exc.data, dict) else str(exc)
+                    raise ValueError(f"scenario action: tagging {instance_id} failed: {exc.code}: {message}") from None
+                self.runtime.run_until(self.cloud.clock.now + 1)
 
     def apply(self, action: dict[str, Any]) -> None:
         if "tag" in action:
@@ -95,12 +106,15 @@ class LocalRun:
         else:
             raise ValueError(f"unknown scenario action {action!r}: supported: {{at: SECONDS, tag: {{instance, tags}}}}")
 
-    def run(self, on_step: Callable[[LocalRun], None] | None = None, step_seconds: float = 60.0) -> dict[str, Any]:
-        """Apply the scenario's actions at their times, then run until idle. Returns the report."""
+    def run(self, on_step: Callable[[LocalRun], None] | None = None, step_seconds: float = 60.0,
+            patience_seconds: float = 6 * 3600) -> dict[str, Any]:  # fmt: skip
+        """Apply the scenario's actions at their times, then run until idle and no bake is in flight
+        (or `patience_seconds` of simulated time pass without progress). Returns the report."""
         start = self.cloud.clock.now
-        for action in sorted(self.scenario.actions, key=lambda a: float(a.get("at", 0))):
+        for action in self._validated_actions():
             self.runtime.run_until(start + float(action.get("at", 0)))
             self.apply(action)
+        stalled_since, last_state = self.cloud.clock.now, self._in_flight()
         while True:
             step_end = self.cloud.clock.now + step_seconds
             result = self.runtime.run_until_idle(max_simulated_seconds=step_seconds if on_step else 30 * 86400)
@@ -111,9 +125,52 @@ class LocalRun:
                 self.runtime.run_until(step_end)
             if on_step:
                 on_step(self)
-            if result["stopped"] != "time-limit" or not on_step:
+            if result["stopped"] == "time-limit" and on_step:
+                continue
+            # Idle by events is not done while a bake is in flight: a throttled sweep publishes nothing,
+            # yet the next one finishes the bake. Keep the clock going, as FC's timer would.
+            in_flight = self._in_flight()
+            if not in_flight:
                 break
+            if in_flight != last_state:
+                stalled_since, last_state = self.cloud.clock.now, in_flight
+            elif self.cloud.clock.now - stalled_since >= patience_seconds:
+                break  # reported as UNFINISHED
+            self.runtime.run_until(self.cloud.clock.now + step_seconds)
+            if on_step:
+                on_step(self)
         return self.report()
+
+    def _validated_actions(self) -> list[dict[str, Any]]:
+        actions = []
+        for index, action in enumerate(self.scenario.actions):
+            where = f"actions[{index}]"
+            tag = action.get("tag") if isinstance(action, dict) else None
+            if not isinstance(tag, dict) or set(action) - {"at", "tag"}:
+                raise ValueError(
+                    f"{where}: an action is {{at: SECONDS, tag: {{instance: i-..., tags: {{...}}}}}}, got {action!r}"
+                )
+            at = action.get("at", 0)
+            if isinstance(at, bool) or not isinstance(at, (int, float)) or at < 0:
+                raise ValueError(f"{where}.at must be a number of seconds >= 0, got {at!r}")
+            if not isinstance(tag.get("instance"), str) or not isinstance(tag.get("tags"), dict) or not tag["tags"]:
+                raise ValueError(
+                    f"{where}.tag needs instance: ONE instance id (a string) and tags: a non-empty mapping"
+                )
+            actions.append(action)
+        return sorted(actions, key=lambda a: float(a.get("at", 0)))
+
+    def _in_flight(self) -> tuple[tuple[str, str], ...]:
+        """Bakes not finished yet, from the tags on the cloud's resources (events may have been lost)."""
+        ecs = self.cloud.ecs
+        claimed = [
+            (i.instance_id, i.tags.get(tags.STATE, "")) for i in ecs.instances.values() if tags.BAKE_ID in i.tags
+        ]
+        waiting = [(i.instance_id, "trigger") for i in ecs.instances.values()
+                   if tags.truthy(i.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in i.tags]  # fmt: skip
+        live = (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED, tags.REPAIRING)
+        images = [(i.image_id, i.tags[tags.STATE]) for i in ecs.images.values() if i.tags.get(tags.STATE) in live]
+        return tuple(sorted(claimed + waiting + images))
 
     # -- what happened -----------------------------------------------------------------------------
 
@@ -149,6 +206,22 @@ class LocalRun:
                 bake["attempts"] = max(bake["attempts"], counted if isinstance(counted, int) else 0)
             elif kind == "bakery:Bake:Failed":
                 bake.update(state="failed", reason=data.get("reason"), message=data.get("message"))
+        # Events can be lost (that is what the sweep is for): fill in what the tags know.
+        for image in self.cloud.ecs.images.values():
+            bake_id = image.tags.get(tags.BAKE_ID)
+            if not bake_id:
+                continue
+            bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": image.tags.get(tags.SOURCE_INSTANCE),
+                                              "state": "in-flight", "imageId": None, "family": None, "attempts": 0,
+                                              "reason": None})  # fmt: skip
+            if image.tags.get(tags.STATE) == tags.READY and bake["state"] != "ready":
+                bake.update(state="ready", imageId=image.image_id, family=image.family or None,
+                            attempts=int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0")))  # fmt: skip
+        for instance in self.cloud.ecs.instances.values():
+            bake_id = instance.tags.get(tags.BAKE_ID)
+            if bake_id and bake_id not in bakes:
+                bakes[bake_id] = {"bakeId": bake_id, "instanceId": instance.instance_id, "state": "in-flight",
+                                  "imageId": None, "family": instance.tags.get(tags.FAMILY), "attempts": 0, "reason": None}  # fmt: skip
         for bake in bakes.values():
             bake.pop("_images", None)
         now = self.cloud.clock.now

@@ -392,11 +392,12 @@ class Pipeline:
                           "BAKERY_UNCHECKED_IMAGE_POLICY=promote to accept unchecked images.")  # fmt: skip
 
     def _promote(self, image: Image, checked: bool = True) -> None:
+        """Every step is idempotent and `bakery:state=ready` is written LAST: if any step is interrupted
+        (throttling...), the image is still `checking` and the sweep runs the whole promotion again."""
         bake_id = image.tags.get(tags.BAKE_ID, "")
         family = image.tags.get(tags.FAMILY, "")
         if family and image.family != family:
             self.ecs.set_image_attributes(image.image_id, family=family)
-        self.ecs.tag("image", image.image_id, {tags.STATE: tags.READY})
         for earlier in self.ecs.images_tagged(tags.BAKE_ID, bake_id):
             if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in (
                 tags.REPAIRED,
@@ -410,6 +411,7 @@ class Pipeline:
         self.bus.publish(BakeryEvent(events.IMAGE_READY, image.image_id, {
             "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
             "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts}))  # fmt: skip
+        self.ecs.tag("image", image.image_id, {tags.STATE: tags.READY})
         log.info("image promoted", family=family or None)
 
     # == repair: ACS-ECS-RepairImage for a failed check ============================================
@@ -513,7 +515,8 @@ class Pipeline:
                 counts["deferred"] += 1
                 log.warning("sweep deferred a bake to the next sweep", reason=str(exc), code=exc.code)
 
-        for image in self.ecs.images_tagged(tags.STATE):
+        images = self.ecs.images_tagged(tags.STATE)
+        for image in images:
             state = image.tags.get(tags.STATE)
             if state in (tags.CREATING, tags.CHECKING):
                 attempt("images", lambda i=image: self.follow(i.image_id))
@@ -521,6 +524,11 @@ class Pipeline:
                 attempt("repairs", lambda i=image: self.on_check_failed(i.image_id))
             elif state == tags.REPAIRING:
                 attempt("repairs", lambda i=image: self.follow_repair(i))
+        by_bake: dict[str, list[Image]] = {}
+        for image in images:
+            by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
+        for instance in self.ecs.instances_tagged(tags.BAKE_ID):
+            self._reconcile_claimed(instance, by_bake, attempt)
         for instance in self.ecs.instances_tagged(tags.TRIGGER):
             if not tags.truthy(instance.tags.get(tags.TRIGGER)):
                 continue
@@ -531,6 +539,31 @@ class Pipeline:
                 attempt("instances", lambda i=instance: self._guarded(
                     i.instance_id, i.tags[tags.BAKE_ID], lambda: self.advance_instance(i)))  # fmt: skip
         return counts
+
+    def _reconcile_claimed(
+        self, instance: Instance, by_bake: dict[str, list[Image]], attempt: Callable[..., None]
+    ) -> None:
+        """A claimed instance whose bake ended (or lost its image) but was interrupted while winding down."""
+        bake_id = instance.tags[tags.BAKE_ID]
+        if instance.tags.get(tags.ENDING) == bake_id:
+            reason = instance.tags.get(tags.LAST_ERROR, "interrupted")
+            attempt("instances", lambda: self._wind_down(instance.instance_id, bake_id, reason))
+            return
+        if instance.tags.get(tags.STATE) != tags.CREATING:
+            return  # preflight and stopping are resumed below; later states live on the image
+        images = by_bake.get(bake_id, [])
+        live = [i for i in images if i.tags.get(tags.STATE) in (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED,
+                                                                 tags.REPAIRING)]  # fmt: skip
+        ready = [i for i in images if i.tags.get(tags.STATE) == tags.READY]
+        if live:
+            return
+        if ready:
+            attempt("instances", lambda: self._release_instance(instance.instance_id, bake_id,
+                                                                {tags.LAST_IMAGE: ready[0].image_id}))  # fmt: skip
+        else:
+            failure = BakeFailure("interrupted", f"Bake {bake_id} lost its image (deleted outside Bakery, or an "
+                                  "interrupted retry); tag the instance again to bake it.")  # fmt: skip
+            attempt("instances", lambda: self.fail(instance.instance_id, bake_id, failure))
 
     # == endings ===================================================================================
 
@@ -546,35 +579,46 @@ class Pipeline:
             self.fail(instance_id, bake_id, failure)
 
     def fail(self, instance_id: str, bake_id: str, failure: BakeFailure) -> None:
-        """End a bake: retire its images, release its instance (restarting it if Bakery stopped it), say why."""
+        """End a bake: say why (once), retire its images, release its instance (restarting it if Bakery
+        stopped it). The reason is written on the instance first, so an interrupted wind-down is finished
+        by the sweep without a second Bake:Failed."""
         log.error("bake failed", reason=failure.reason, detail=failure.message)
-        for image in self.ecs.images_tagged(tags.BAKE_ID, bake_id) if bake_id else []:
-            if image.tags.get(tags.STATE) not in (tags.READY, tags.RETIRED):
-                self._retire(image, force_delete=True)
-        if instance_id:
-            self._release_instance(instance_id, bake_id, {tags.LAST_ERROR: failure.reason})
+        instance = self._owned_instance(instance_id, bake_id)
+        if instance is not None:
+            self.ecs.tag("instance", instance_id, {tags.LAST_ERROR: failure.reason, tags.ENDING: bake_id or "-"})
         self.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id or bake_id, {
             "bakeId": bake_id, "instanceId": instance_id, "reason": failure.reason, "message": failure.message,
             **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}}))  # fmt: skip
+        self._wind_down(instance_id, bake_id, failure.reason)
+
+    def _wind_down(self, instance_id: str, bake_id: str, reason: str) -> None:
+        for image in self.ecs.images_tagged(tags.BAKE_ID, bake_id) if bake_id else []:
+            if image.tags.get(tags.STATE) not in (tags.READY, tags.RETIRED):
+                self._retire(image, force_delete=True)
+        self._release_instance(instance_id, bake_id, {tags.LAST_ERROR: reason})
+
+    def _owned_instance(self, instance_id: str, bake_id: str) -> Instance | None:
+        """The instance, unless it is gone or belongs to another bake by now."""
+        instance = self.ecs.instance(instance_id) if instance_id else None
+        if instance is None or instance.tags.get(tags.BAKE_ID) not in (bake_id, None):
+            return None
+        return instance
 
     def _release_instance(self, instance_id: str, bake_id: str, result_tags: dict[str, str]) -> None:
-        if not instance_id:
-            return  # a bake from snapshots has no instance
-        instance = self.ecs.instance(instance_id)
-        if instance is None or instance.tags.get(tags.BAKE_ID) not in (bake_id, None):
-            return  # the instance belongs to another bake now
-        stopped_by_us = tags.truthy(instance.tags.get(tags.STOPPED_BY_BAKERY))
-        self.ecs.untag("instance", instance_id, [t for t in tags.INSTANCE_WORK_TAGS if t in instance.tags])
-        stale = tags.LAST_ERROR if tags.LAST_IMAGE in result_tags else tags.LAST_IMAGE
-        self.ecs.untag("instance", instance_id, [stale] if stale in instance.tags else [])
-        self.ecs.tag("instance", instance_id, result_tags)
-        if stopped_by_us:
+        """Start the instance again if Bakery stopped it, then drop the bake's tags (the restart comes first:
+        once `bakery:stopped-by-bakery` is gone, nothing would remember to start it)."""
+        instance = self._owned_instance(instance_id, bake_id)
+        if instance is None:
+            return  # gone, another bake's, or a bake from snapshots (no instance)
+        if tags.truthy(instance.tags.get(tags.STOPPED_BY_BAKERY)):
+            if instance.status == "Stopping":  # it will settle; the sweep comes back to start it
+                raise RetryableError("instance is still Stopping; it will be started once Stopped")
             if instance.status == "Stopped":
                 self.ecs.start(instance_id)
                 log.info("instance started again (Bakery had stopped it)")
-            elif instance.status == "Stopping":  # it will settle; restart must not be forgotten
-                self.ecs.tag("instance", instance_id, {tags.STOPPED_BY_BAKERY: "true"})
-                raise RetryableError("instance is still Stopping; it will be started once Stopped")
+        self.ecs.tag("instance", instance_id, result_tags)
+        stale = tags.LAST_ERROR if tags.LAST_IMAGE in result_tags else tags.LAST_IMAGE
+        self.ecs.untag("instance", instance_id, [t for t in [*tags.INSTANCE_WORK_TAGS, stale] if t in instance.tags])
 
     def _retire(self, image: Image, force_delete: bool = False) -> None:
         """Broken images leave the account (with their snapshots), or are deprecated, per BAKERY_RETIRE_POLICY."""

@@ -25,7 +25,8 @@ PREFLIGHT_INVOKE = "bakery:preflight-invoke"
 STOPPED_BY_BAKERY = "bakery:stopped-by-bakery"
 LAST_IMAGE = "bakery:last-image"
 LAST_ERROR = "bakery:last-error"
-INSTANCE_WORK_TAGS = [TRIGGER, BAKE_ID, STATE, IMAGE, PREFLIGHT_INVOKE, STOPPED_BY_BAKERY]
+ENDING = "bakery:ending"  # = the bake id while a failed bake is being wound down (survives interruptions)
+INSTANCE_WORK_TAGS = [TRIGGER, BAKE_ID, STATE, IMAGE, PREFLIGHT_INVOKE, STOPPED_BY_BAKERY, ENDING]
 
 # Written by Bakery on images (lineage).
 SOURCE_INSTANCE = "bakery:source-instance"

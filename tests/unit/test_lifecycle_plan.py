@@ -325,3 +325,15 @@ def test_the_retention_event_says_what_was_done_to_the_family() -> None:
     assert event.data["kept"] == [{"imageId": "m-v3", "reason": "newest 1"}]
     assert event.data["readyImageId"] == "m-v3"
     assert "decisions" not in event.data
+
+
+def test_the_image_just_promoted_is_kept_even_when_older_images_were_promoted_first() -> None:
+    # Given five checked images, the oldest of which was promoted last (promotions land out of creation order)
+    images = history(5)
+
+    # When retention runs for that promotion
+    decisions = by_id(decide(images, keep=3, just_promoted="m-v1"))
+
+    # Then the promoted image stays, saying why, and the rule still applies to the others
+    assert (decisions["m-v1"].action, decisions["m-v1"].reason) == (KEEP, "just promoted")
+    assert decisions["m-v2"].action == DEPRECATE

@@ -124,7 +124,8 @@ def test_int_parses_and_checks_bounds() -> None:
     assert "PageNumber" in _error(lambda: p.int("PageNumber")).message
     out_of_range = _error(lambda: p.int("MaxResults", low=10, high=100))
     assert out_of_range.code == "InvalidParameter"
-    assert "10..100" in out_of_range.message
+    assert "500 is not from 10 to 100" in out_of_range.message
+    assert "0 is not >= 1" in _error(lambda: Params({"PageNumber": "0"}).int("PageNumber", low=1)).message
 
 
 @pytest.mark.parametrize(("text", "expected"), [("True", True), ("False", False), ("true", True), ("FALSE", False)])

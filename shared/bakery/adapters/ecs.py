@@ -10,7 +10,7 @@ from typing import Any
 from alibabacloud_ecs20140526 import models as m
 
 from bakery.adapters.sdk import call
-from bakery.clients import client
+from bakery.clients import client, waiter
 from bakery.config import Settings
 from bakery.errors import CloudError
 from bakery.model import CheckItem, CommandResult, Disk, Image, Instance
@@ -22,9 +22,10 @@ class Ecs:
     def __init__(self, settings: Settings) -> None:
         self.region = settings.region
         self._client = client("ecs", settings)
+        self._wait = waiter(settings)
 
     def _call(self, action: str, method: Any, request: Any) -> Any:
-        return call("ecs", action, method, request).body
+        return call("ecs", action, method, request, wait=self._wait).body
 
     # -- instances ---------------------------------------------------------------------------------
 

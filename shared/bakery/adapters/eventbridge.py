@@ -7,7 +7,7 @@ import json
 from alibabacloud_eventbridge20200401 import models as m
 
 from bakery.adapters.sdk import call
-from bakery.clients import client
+from bakery.clients import client, waiter
 from bakery.config import Settings
 from bakery.errors import RetryableError
 from bakery.events import BakeryEvent
@@ -17,6 +17,7 @@ class EventBus:
     def __init__(self, settings: Settings) -> None:
         self.bus = settings.event_bus
         self._client = client("eventbridge", settings)
+        self._wait = waiter(settings)
 
     def publish(self, *events: BakeryEvent) -> None:
         if not events:
@@ -27,7 +28,7 @@ class EventBus:
             for e in events
         ]  # fmt: skip
         body = call("eventbridge", "PutEvents", self._client.put_events,
-                    m.PutEventsRequest(event_bus_name=self.bus, event_list=entries)).body  # fmt: skip
+                    m.PutEventsRequest(event_bus_name=self.bus, event_list=entries), wait=self._wait).body  # fmt: skip
         failed = body.data.failed_entry_count if body.data else 0
         if failed:  # partial failures hide in a 200: surface them, or events silently vanish
             reasons = [f"{x.event_id}: {x.error_code} {x.error_message}" for x in body.data.entry_list if x.error_code]

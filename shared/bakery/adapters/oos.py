@@ -8,7 +8,7 @@ from typing import Any
 from alibabacloud_oos20190601 import models as m
 
 from bakery.adapters.sdk import call
-from bakery.clients import client
+from bakery.clients import client, waiter
 from bakery.config import Settings
 from bakery.model import Execution
 
@@ -19,18 +19,19 @@ class Oos:
     def __init__(self, settings: Settings) -> None:
         self.region = settings.region
         self._client = client("oos", settings)
+        self._wait = waiter(settings)
 
     def start_repair(self, parameters: dict[str, Any], *, client_token: str, tags: dict[str, str]) -> Execution:
         body = call("oos", "StartExecution", self._client.start_execution, m.StartExecutionRequest(
             region_id=self.region, template_name=REPAIR_TEMPLATE, parameters=json.dumps(parameters), mode="Automatic",
             client_token=client_token, tags=tags,
-        )).body  # fmt: skip
+        ), wait=self._wait).body  # fmt: skip
         return _execution(body.execution)
 
     def execution(self, execution_id: str) -> Execution | None:
         """OOS has no GetExecution: ListExecutions filtered by id is the way (alibaba-apis.md §3.2)."""
         body = call("oos", "ListExecutions", self._client.list_executions,
-                    m.ListExecutionsRequest(region_id=self.region, execution_id=execution_id)).body  # fmt: skip
+                    m.ListExecutionsRequest(region_id=self.region, execution_id=execution_id), wait=self._wait).body  # fmt: skip
         return _execution(body.executions[0]) if body.executions else None
 
 

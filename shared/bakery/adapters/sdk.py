@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,8 +19,29 @@ PERMISSION_CODES = {"Forbidden.RAM", "Forbidden", "Forbidden.SubUser", "Forbidde
                     "Forbidden.NotSupportRAM"}  # fmt: skip
 
 
-def call(service: str, action: str, method: Callable[..., T], *args: Any) -> T:
-    """Run `method(*args)` for the RAM action `<service>:<action>`, translating SDK errors."""
+THROTTLE_RETRIES = 2  # quick retries of a throttled call before handing it to FC / the sweep
+MAX_WAIT_SECONDS = 2.0
+
+
+def call(service: str, action: str, method: Callable[..., T], *args: Any,
+         wait: Callable[[float], None] | None = None) -> T:  # fmt: skip
+    """Run `method(*args)` for the RAM action `<service>:<action>`, translating SDK errors.
+
+    A throttled call is retried up to THROTTLE_RETRIES times after `wait`ing what `x-acs-retry-after`
+    asks (capped, with jitter), so a brief burst does not cost a whole FC retry or sweep cycle."""
+    for attempt in range(THROTTLE_RETRIES + 1):
+        try:
+            return _translated(service, action, method, *args)
+        except RetryableError as exc:
+            throttled = exc.code.startswith("Throttling") or exc.code == "Rejected.Throttling"
+            if not throttled or wait is None or attempt == THROTTLE_RETRIES:
+                raise
+            hint = (exc.retry_after_ms or 200 * 2**attempt) / 1000
+            wait(min(MAX_WAIT_SECONDS, hint * random.uniform(1.0, 1.25)))
+    raise AssertionError("unreachable")
+
+
+def _translated(service: str, action: str, method: Callable[..., T], *args: Any) -> T:
     from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException
     from darabonba.exceptions import UnretryableException
 

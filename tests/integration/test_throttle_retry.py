@@ -1,0 +1,46 @@
+"""A throttled call is retried after waiting what x-acs-retry-after asks — on the local cloud's virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from bakery.adapters.ecs import Ecs
+from bakery.clients import reset_clients
+from bakery.config import Settings
+from bakery.errors import RetryableError
+from localcloud import LocalCloud, Scenario
+from localcloud.testing import running
+
+
+def _ecs(env) -> Ecs:
+    reset_clients()
+    return Ecs(Settings(region=env.region, cloud_endpoint=env.endpoint, access_key_id="ak", access_key_secret="sk"))
+
+
+def test_a_throttled_call_waits_the_retry_after_on_the_virtual_clock_then_succeeds() -> None:
+    # Given DescribeInstances limited to 1 call per simulated second, and one call already made this second
+    cloud = LocalCloud(Scenario.from_mapping({"rate_limits": {"DescribeInstances": 1}, "instances": [{"id": "i-1"}]}))
+    with running(cloud, "inprocess") as env:
+        ecs = _ecs(env)
+        assert ecs.instance("i-1") is not None
+        before = cloud.clock.now
+        # When the next call is made in the same instant
+        instance = ecs.instance("i-1")
+        # Then it was throttled once, waited about a simulated second, and succeeded
+        assert instance is not None and instance.instance_id == "i-1"
+        assert cloud.errors["DescribeInstances:Throttling"] == 1
+        assert 1.0 <= cloud.clock.now - before <= 2.0
+    cloud.close()
+
+
+def test_throttling_that_outlasts_the_quick_retries_is_handed_on_as_retryable() -> None:
+    # Given a call that is always throttled
+    scenario = {"faults": [{"action": "DescribeInstances", "code": "Throttling", "probability": 1}]}
+    cloud = LocalCloud(Scenario.from_mapping(scenario))
+    with running(cloud, "inprocess") as env:
+        # When it is made / Then after 1 + 2 quick retries it surfaces as RetryableError (FC or the sweep take over)
+        with pytest.raises(RetryableError) as info:
+            _ecs(env).instance("i-1")
+        assert info.value.code == "Throttling"
+        assert cloud.calls["DescribeInstances"] == 3
+    cloud.close()
