@@ -44,3 +44,16 @@ def test_throttling_that_outlasts_the_quick_retries_is_handed_on_as_retryable() 
         assert info.value.code == "Throttling"
         assert cloud.calls["DescribeInstances"] == 3
     cloud.close()
+
+
+def test_api_call_seconds_makes_each_call_take_simulated_time() -> None:
+    # Given a scenario where every API call takes half a simulated second
+    cloud = LocalCloud(Scenario.from_mapping({"timings": {"api_call_seconds": 0.5}, "instances": [{"id": "i-1"}]}))
+    with running(cloud, "inprocess") as env:
+        before = cloud.clock.now
+        # When two calls are made
+        _ecs(env).instance("i-1")
+        _ecs(env).instance("i-1")
+        # Then one simulated second has passed
+        assert cloud.clock.now - before == 1.0
+    cloud.close()
