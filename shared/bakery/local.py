@@ -209,7 +209,7 @@ class LocalRun:
         # Events can be lost (that is what the sweep is for): fill in what the tags know.
         for image in self.cloud.ecs.images.values():
             bake_id = image.tags.get(tags.BAKE_ID)
-            if not bake_id:
+            if not bake_id or image.image_id in self.initial_images:  # history from before the run
                 continue
             bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": image.tags.get(tags.SOURCE_INSTANCE),
                                               "state": "in-flight", "imageId": None, "family": None, "attempts": 0,

@@ -38,6 +38,7 @@ BASE_IMAGE_FOR_ARCH = {
     "arm64": "aliyun_3_arm64_20G_alibase_20230731.vhd",
 }
 PREFLIGHT_COMMAND = "bakery-preflight"
+LIVE_IMAGE_STATES = (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED, tags.REPAIRING)
 _IMAGE_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.\-]{1,127}$")
 _RESERVED_NAME_PREFIXES = ("aliyun", "acs:", "http://", "https://")
 
@@ -515,8 +516,12 @@ class Pipeline:
                 counts["deferred"] += 1
                 log.warning("sweep deferred a bake to the next sweep", reason=str(exc), code=exc.code)
 
-        images = self.ecs.images_tagged(tags.STATE)
-        for image in images:
+        # One tag query per in-flight state: finished images (ready, retired...) are never read, so the
+        # cost follows the bakes in flight, not the history of images.
+        live: list[Image] = []
+        for state in LIVE_IMAGE_STATES:
+            live += self.ecs.images_tagged(tags.STATE, state)
+        for image in live:
             state = image.tags.get(tags.STATE)
             if state in (tags.CREATING, tags.CHECKING):
                 attempt("images", lambda i=image: self.follow(i.image_id))
@@ -525,7 +530,7 @@ class Pipeline:
             elif state == tags.REPAIRING:
                 attempt("repairs", lambda i=image: self.follow_repair(i))
         by_bake: dict[str, list[Image]] = {}
-        for image in images:
+        for image in live:
             by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
         for instance in self.ecs.instances_tagged(tags.BAKE_ID):
             self._reconcile_claimed(instance, by_bake, attempt)
@@ -551,12 +556,10 @@ class Pipeline:
             return
         if instance.tags.get(tags.STATE) != tags.CREATING:
             return  # preflight and stopping are resumed below; later states live on the image
-        images = by_bake.get(bake_id, [])
-        live = [i for i in images if i.tags.get(tags.STATE) in (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED,
-                                                                 tags.REPAIRING)]  # fmt: skip
-        ready = [i for i in images if i.tags.get(tags.STATE) == tags.READY]
-        if live:
-            return
+        if by_bake.get(bake_id):
+            return  # its image is in flight: followed above
+        # Rare: a claimed instance whose bake has no image in flight. One lookup for this bake alone.
+        ready = [i for i in self.ecs.images_tagged(tags.BAKE_ID, bake_id) if i.tags.get(tags.STATE) == tags.READY]
         if ready:
             attempt("instances", lambda: self._release_instance(instance.instance_id, bake_id,
                                                                 {tags.LAST_IMAGE: ready[0].image_id}))  # fmt: skip

@@ -45,3 +45,22 @@ def test_fifty_instances_under_a_create_image_rate_limit_all_become_ready(bake):
     # ... in under an hour of simulated time, and quickly in real time (the suite budget is ~60 s)
     assert baked.report["simulated_seconds"] < 3600
     assert wall < 30, f"the fleet bake took {wall:.1f} s of wall time"
+
+
+def test_the_sweep_costs_the_same_whatever_the_history_of_images(bake):
+    # Given two quiet regions, one with 250 images Bakery promoted long ago (3 pages of them)
+    history = [
+        {"id": f"m-old{n:03d}", "family": "web", "tags": {tags.STATE: tags.READY, tags.BAKE_ID: f"b-old{n:03d}"},
+         "check_failures": []}
+        for n in range(250)
+    ]  # fmt: skip
+    quiet = bake({"seed": 51, "instances": [{"id": "i-1"}]}, settle_seconds=600)
+    crowded = bake({"seed": 51, "instances": [{"id": "i-1"}], "images": history}, settle_seconds=600)
+
+    # When the sweep runs for the same ten minutes in both
+    # Then it makes the same number of calls: it reads only bakes in flight, never the finished history
+    sweeps = len([d for d in quiet.run.runtime.deliveries if d.event_type == "timer"])
+    assert sweeps >= 10
+    assert sweeps == len([d for d in crowded.run.runtime.deliveries if d.event_type == "timer"])
+    assert crowded.calls("DescribeImages") == quiet.calls("DescribeImages")
+    assert crowded.calls("DescribeInstances") == quiet.calls("DescribeInstances")
