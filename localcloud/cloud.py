@@ -12,6 +12,7 @@ import random
 import re
 import string
 import threading
+import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -165,6 +166,12 @@ class LocalCloud:
             reply = self._error_reply(service, error, request_id)
             reply.latency_ms = latency
             return reply
+        except Exception as exc:  # an emulator bug: answer like the service would, never drop the connection
+            traceback.print_exc()
+            self.errors[f"{request.action}:InternalError"] += 1
+            error = ApiError("InternalError", f"The request processing has failed due to some unknown error "
+                             f"(local cloud: {type(exc).__name__}: {exc}).", 500)  # fmt: skip
+            return self._error_reply(service, error, request_id)
         if spec.write:
             self.write_calls += 1
             self._publish_api_call(service, request, body, request_id, user_agent)

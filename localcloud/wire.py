@@ -45,7 +45,10 @@ def parse_request(method: str, url: str, headers: Mapping[str, str], body: bytes
     raw: dict[str, str] = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     content_type = lower_headers.get("content-type", "")
     if body and content_type.startswith("application/x-www-form-urlencoded"):
-        raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        try:
+            raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise ApiError("InvalidParameter", "The form body is not UTF-8 encoded.", 400) from None
     action = lower_headers.get("x-acs-action") or raw.get("Action")
     version = lower_headers.get("x-acs-version") or raw.get("Version")
     if not action:
@@ -211,9 +214,29 @@ class Params:
     def tags(self, name: str = "Tag") -> list[tuple[str, str]]:
         """`Tag.N.Key` / `Tag.N.Value` pairs (value may be empty)."""
         pairs = []
-        for entry in self.struct_list(name):
-            pairs.append((entry.get("Key", ""), entry.get("Value", "")))
+        for index, entry in enumerate(self.struct_list(name), start=1):
+            key, value = entry.get("Key", ""), entry.get("Value", "")
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise invalid_parameter(f"{name}.{index}", "Key and Value must be single strings")
+            pairs.append((key, value))
         return pairs
+
+    def tag_filter(self, name: str = "Tag") -> list[tuple[str, str]]:
+        """Tag.N filters of Describe* calls: N is 1..20 (more is 400 InvalidTagCount)."""
+        pairs = self.tags(name)
+        if len(pairs) > 20:
+            raise ApiError("InvalidTagCount", "The number of tags to filter by is at most 20.", 400)
+        return pairs
+
+    def choice(
+        self, name: str, allowed: tuple[str, ...], default: str | None = None, *, code: str = "", status: int = 400
+    ) -> str | None:
+        """A param that must be one of `allowed` (case-sensitive, as the services are)."""
+        value = self.str(name, default)
+        if value is not None and value not in allowed:
+            raise ApiError(code or f"InvalidParameter.{name}",
+                           f"The specified {name} {value!r} is not valid; use one of {', '.join(allowed)}.", status)  # fmt: skip
+        return value
 
 
 def decode_content(text: str, encoding: str | None) -> str:

@@ -148,6 +148,8 @@ def _entry_error(entry: Any) -> str:
     for key in ("Id", "Source", "Type"):
         if not entry.get(key):
             return f"{key} is required"
+        if not isinstance(entry[key], str):
+            return f"{key} must be a string"
     if len(entry["Source"]) > 128:
         return "Source is at most 128 characters"
     if len(entry["Type"]) > 64:

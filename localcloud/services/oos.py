@@ -146,7 +146,8 @@ class OosService(Service):
             template_name=template,
             parameters=parameters,
             mode=mode,
-            safety_check=p.str("SafetyCheck", "ConfirmEveryHighRiskAction") or "ConfirmEveryHighRiskAction",
+            safety_check=p.choice("SafetyCheck", ("ConfirmEveryHighRiskAction", "Skip"), "ConfirmEveryHighRiskAction")
+            or "ConfirmEveryHighRiskAction",
             tags=tags if isinstance(tags, dict) else {},
             description=p.str("Description", "") or "",
             executed_by=f"{cloud.account_id}",
@@ -166,6 +167,11 @@ class OosService(Service):
         """Filters: ExecutionId, TemplateName (substring), Status, Tags, SortField/SortOrder; paging."""
         self._region(p)
         wanted_tags = p.json("Tags", {}) or {}
+        p.choice(
+            "Status",
+            ("Running", "Started", "Success", "Failed", "Waiting", "Cancelled", "Pending", "Skipped", "Queued"),
+        )
+        p.choice("SortOrder", ("Ascending", "Descending"))
         selected = [
             e
             for e in self.executions.values()
@@ -182,7 +188,9 @@ class OosService(Service):
         selected.sort(key=key, reverse=(p.str("SortOrder", "Descending") != "Ascending"))
         size = p.int("MaxResults", 50, low=10, high=100) or 50
         token = p.str("NextToken")
-        start = int(token) if token and token.isdigit() else 0
+        if token and not token.isdigit():
+            raise ApiError("InvalidParameter.NextToken", "The specified NextToken is not valid.")
+        start = int(token) if token else 0
         page = selected[start : start + size]
         updated = self.cloud.clock.iso()
         return {

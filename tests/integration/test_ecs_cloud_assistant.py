@@ -475,12 +475,12 @@ def test_run_command_with_too_large_content_is_refused(make_env):
     # Given a Linux instance
     env = _env(make_env)
 
-    # When the script is over 16 KB
+    # When the script is over 18 KB, i.e. over 24 KB once Base64-encoded (alibaba-apis.md §2.13)
     with pytest.raises(ClientException) as excinfo:
-        _run(env, "#" * (16 * 1024 + 1))
+        _run(env, "#" * (24 * 1024 * 3 // 4 + 1))
 
     # Then 403 CmdContent.ExceedLimit
-    assert_api_error(excinfo.value, "CmdContent.ExceedLimit", 403, "16 KB")
+    assert_api_error(excinfo.value, "CmdContent.ExceedLimit", 403, "24 KB in Base64")
 
 
 # -- events ----------------------------------------------------------------------------------------------

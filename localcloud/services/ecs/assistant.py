@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from localcloud.services.ecs.models import Instance
 
 COMMAND_TYPES = ("RunShellScript", "RunBatScript", "RunPowerShellScript")
-MAX_CONTENT_BYTES = 16 * 1024  # plain text; 24 KB once Base64-encoded
+MAX_CONTENT_BYTES = 24 * 1024 * 3 // 4  # plain text that is at most 24 KB once Base64-encoded (§2.13)
 _PARAMETER = re.compile(r"\{\{\s*([A-Za-z0-9_\-]+)\s*\}\}")
 
 
@@ -103,9 +103,14 @@ class AssistantMixin:
                 "InvalidCmdType.NotFound", f"The specified command type {command_type!r} does not exist.", 403
             )
         raw = p.required("CommandContent")
-        content = decode_content(raw, p.str("ContentEncoding", "PlainText"))
+        content = decode_content(raw, p.choice("ContentEncoding", ("PlainText", "Base64"), "PlainText"))
+        p.choice("RepeatMode", ("Once", "Period", "NextRebootOnly", "EveryReboot", "DryRun"), "Once")
         if len(content.encode()) > MAX_CONTENT_BYTES:
-            raise ApiError("CmdContent.ExceedLimit", "The command content exceeds the maximum size (16 KB).", 403)
+            raise ApiError(
+                "CmdContent.ExceedLimit",
+                f"The command content exceeds the maximum size ({MAX_CONTENT_BYTES} bytes, 24 KB in Base64).",
+                403,
+            )
         instance_ids = p.list("InstanceId")
         if not instance_ids:
             raise missing_parameter("InstanceId")
@@ -283,7 +288,7 @@ class AssistantMixin:
         """Output is Base64 unless ContentEncoding=PlainText, as documented."""
         self._region(p)
         _check_invocation_paging(p)
-        encoding = p.str("ContentEncoding", "Base64") or "Base64"
+        encoding = p.choice("ContentEncoding", ("PlainText", "Base64"), "Base64") or "Base64"
         record_status = p.str("InvokeRecordStatus")
         rows = []
         for inv in self.invocations.values():

@@ -158,6 +158,9 @@ class ImagesMixin:
             check_description(description)
         tags = p.tags()
         check_tags(tags)
+        imds = p.struct("Features").get("ImdsSupport")
+        if imds is not None and imds not in ("v1", "v2"):
+            raise ApiError("InvalidParameter.ImdsSupport", f"Features.ImdsSupport must be v1 or v2, got {imds!r}.")
         strategy = p.str("DetectionStrategy", "")
         if strategy and strategy != "Standard":
             raise ApiError("InvalidParameter.DetectionStrategy", "DetectionStrategy only accepts Standard.")
@@ -270,6 +273,9 @@ class ImagesMixin:
         devices: set[str] = set()
         system: list[Snapshot] = []
         for index, entry in enumerate(mappings, start=1):
+            odd = [k for k, v in entry.items() if not isinstance(v, str)]
+            if odd:
+                raise ApiError("InvalidParameter", f"DiskDeviceMapping.{index}.{odd[0]} must be a single value.")
             disk_type = entry.get("DiskType", "data" if index > 1 else "system")
             if disk_type not in ("system", "data"):
                 raise ApiError("InvalidDiskType.ValueNotSupported", f"DiskDeviceMapping.{index}.DiskType {disk_type!r}")
@@ -467,6 +473,8 @@ class ImagesMixin:
         Not processed: InstanceType, ActionType, Filter.N, ShowExpired, ResourceGroupId."""
         self._region(p)
         statuses = p.comma_list("Status") or ["Available"]
+        if "ALL" in statuses and len(statuses) > 1:
+            raise ApiError("InvalidParameter", "Status ALL cannot be combined with other values; use ALL alone.")
         if statuses == ["ALL"]:
             statuses = list(IMAGE_STATUSES)
         for status in statuses:
@@ -484,7 +492,15 @@ class ImagesMixin:
             raise ApiError("InvalidUsage", f"The specified Usage {usage!r} is not valid.", 404)
         ids = p.comma_list("ImageId")
         name = (p.str("ImageName") or "").lower()
-        tags = p.tags()
+        tags = p.tag_filter()
+        p.choice("OSType", ("linux", "windows"), code="InvalidOSType", status=404)
+        p.choice("Architecture", ("i386", "x86_64", "arm64"), code="InvalidArchitecture", status=404)
+        for index, entry in enumerate(p.struct_list("Filter"), start=1):
+            # Filters are not processed (see the docstring), but an unknown key is the documented error.
+            if entry.get("Key") not in ("CreationStartTime", "CreationEndTime", "NetworkType"):
+                raise ApiError(
+                    "InvalidFilterKey.NotFound", f"Filter.{index}.Key {entry.get('Key')!r} is not supported.", 404
+                )
         selected = []
         for image in self.images.values():
             if image.owner_alias not in owners or image.status not in statuses:

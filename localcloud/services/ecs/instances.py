@@ -149,7 +149,7 @@ class InstancesMixin:
         if status and status not in INSTANCE_STATUSES:
             raise ApiError("InvalidStatus.NotFound", f"The specified Status {status!r} is not valid.", 404)
         name = p.str("InstanceName")
-        tags = p.tags()
+        tags = p.tag_filter()
         selected = []
         for instance in self.instances.values():
             if ids is not None and instance.instance_id not in ids:
@@ -183,7 +183,7 @@ class InstancesMixin:
         disk_type = p.str("DiskType", "all")
         if disk_type not in ("all", "system", "data"):
             raise ApiError("InvalidDiskType.ValueNotSupported", f"The specified DiskType {disk_type!r} is not valid.")
-        tags = p.tags()
+        tags = p.tag_filter()
         selected = [
             d
             for d in self.disks.values()
@@ -214,6 +214,7 @@ class InstancesMixin:
                 "The input parameter ConfirmStop must be true when an instance have localstorage.",
                 403,
             )
+        p.choice("StoppedMode", ("StopCharging", "KeepCharging"))
         if p.bool("DryRun"):
             raise _dry_run()
         self._set_status(instance, "Stopping")

@@ -162,7 +162,7 @@ class SnapshotsMixin:
         if status not in ("progressing", "accomplished", "failed", "all"):
             raise ApiError("InvalidStatus.ValueNotSupported", f"The specified Status {status!r} is not valid.")
         usage = p.str("Usage")
-        tags = p.tags()
+        tags = p.tag_filter()
         source_type = (p.str("SourceDiskType") or "").lower()
         selected = [
             s

@@ -68,6 +68,12 @@ class TagsMixin:
         remove_all = p.bool("All")
         if not keys and not remove_all:
             raise missing_parameter("TagKey")
+        if keys and remove_all:
+            raise ApiError(
+                "InvalidParameter.All", "All=true removes every tag and takes no TagKey.N; give one or the other."
+            )
+        if len(keys) > 20:
+            raise ApiError("NumberExceed.Tags", "At most 20 TagKey.N may be given.")
         for resource in resources:
             if remove_all and not keys:
                 resource.tags = {k: v for k, v in resource.tags.items() if k.startswith("acs:")}
