@@ -120,9 +120,7 @@ class LocalCloud:
     def reset(self, scenario: Scenario | None = None) -> None:
         """Back to the scenario's initial state (or a new scenario): same seed, same run."""
         with self.lock:
-            for sandbox_owner in (getattr(self, "ecs", None),):
-                if sandbox_owner is not None:
-                    sandbox_owner.close()
+            self.ecs.close()  # the guest sandboxes of the old state
             if scenario is not None:
                 self.scenario = scenario
             self._boot()

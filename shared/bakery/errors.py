@@ -20,6 +20,11 @@ class InvalidEvent(BakeryError):
     """A malformed or foreign event: dropped without any API mutation and without a retry storm."""
 
 
+def is_throttling(code: str) -> bool:
+    """Throttling codes as ECS and OOS spell them (Throttling, Throttling.User, Throttling.Api, Rejected.Throttling)."""
+    return code.startswith("Throttling") or code == "Rejected.Throttling"
+
+
 class RetryableError(BakeryError):
     """Throttling, 5xx, an instance in a transitional state: the same call may succeed later."""
 
@@ -27,6 +32,10 @@ class RetryableError(BakeryError):
         super().__init__(message)
         self.code = code
         self.retry_after_ms = retry_after_ms
+
+    @property
+    def throttled(self) -> bool:
+        return is_throttling(self.code)
 
 
 class BakeFailure(BakeryError):

@@ -55,7 +55,7 @@ def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[byt
                     log.warning("dropped an event this function does not handle", reason=str(exc))
                     return json.dumps({"status": "dropped", "reason": str(exc)})
                 except RetryableError as exc:
-                    if swept and _throttled(exc):
+                    if swept and exc.throttled:
                         log.warning("throttled; the sweep resumes this within a minute", reason=str(exc), code=exc.code)
                         return json.dumps({"status": "deferred", "reason": exc.code})
                     log.warning("will be retried", reason=str(exc), code=exc.code)
@@ -70,7 +70,3 @@ def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[byt
 
     handler.__name__ = f"{name}_handler"
     return handler
-
-
-def _throttled(exc: RetryableError) -> bool:
-    return exc.code.startswith("Throttling") or exc.code == "Rejected.Throttling"

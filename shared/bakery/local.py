@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery import tags
+from bakery.errors import is_throttling
 
 LOCAL_PARAMETERS = {
     "CodeBucket": "local-code",
@@ -93,7 +94,7 @@ class LocalRun:
                 self.operator.tag_resources(request)
                 return
             except AlibabaCloudException as exc:
-                transient = (exc.code or "").startswith("Throttling") or (getattr(exc, "status_code", 0) or 0) >= 500
+                transient = is_throttling(exc.code or "") or (getattr(exc, "status_code", 0) or 0) >= 500
                 if not transient or attempt == 9:
                     message = (exc.data or {}).get("Message", str(exc)) if isinstance(exc.data, dict) else str(exc)
                     raise ValueError(f"scenario action: tagging {instance_id} failed: {exc.code}: {message}") from None

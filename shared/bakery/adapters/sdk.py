@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bakery.errors import BakeFailure, CloudError, RetryableError
+from bakery.errors import BakeFailure, CloudError, RetryableError, is_throttling
 
 T = TypeVar("T")
 
@@ -33,8 +33,7 @@ def call(service: str, action: str, method: Callable[..., T], *args: Any,
         try:
             return _translated(service, action, method, *args)
         except RetryableError as exc:
-            throttled = exc.code.startswith("Throttling") or exc.code == "Rejected.Throttling"
-            if not throttled or wait is None or attempt == THROTTLE_RETRIES:
+            if not exc.throttled or wait is None or attempt == THROTTLE_RETRIES:
                 raise
             hint = (exc.retry_after_ms or 200 * 2**attempt) / 1000
             wait(min(MAX_WAIT_SECONDS, hint * random.uniform(1.0, 1.25)))
@@ -55,7 +54,7 @@ def _translated(service: str, action: str, method: Callable[..., T], *args: Any)
         code = exc.code or ""
         status = getattr(exc, "status_code", 0) or 0
         message = (exc.data or {}).get("Message", str(exc)) if isinstance(exc.data, dict) else str(exc)
-        if code.startswith("Throttling") or code == "Rejected.Throttling" or code in RETRYABLE_CODES or status >= 500:
+        if is_throttling(code) or code in RETRYABLE_CODES or status >= 500:
             raise RetryableError(f"{action}: {code}: {message}", code=code) from exc
         if code in PERMISSION_CODES:
             ram_action = f"{service}:{action}"
