@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean package
+.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean package ros-schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ serve: setup                    ## serve the bundled demo region on 127.0.0.1:80
 
 package: setup                  ## dist/<function>.zip for every function in template.yml (FC python3.10, manylinux x86_64)
 	$(BIN)/python -m localcloud.package --out dist/
+
+ros-schema: setup               ## rewrite localcloud/fc/ros_schema.json from the pinned ROS CDK packages
+	$(BIN)/python -m localcloud.fc.ros_schema regenerate
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -226,7 +226,7 @@ def _allow_ecs_wildcard(statements: list[dict[str, Any]]) -> None:
 
 
 def _allow_copy_snapshot(statements: list[dict[str, Any]]) -> None:
-    statements.append({"Effect": "Allow", "Action": "ecs:CopySnapshot", "Resource": "*"})
+    statements.append({"Effect": "Allow", "Action": ["ecs:CopySnapshot"], "Resource": ["*"]})
 
 
 POLICY_EDITS = [

@@ -286,7 +286,9 @@ def test_a_rule_targeting_an_undeclared_function_fails_to_load(tmp_path: Path) -
     path = _mutated_template(tmp_path, mutate)
 
     # When it is loaded / Then loading fails naming the rule's target
-    with pytest.raises(TemplateError, match=r"RepairRule\.Targets\[0\]\.Endpoint: 'bakery-fix' is not a function"):
+    with pytest.raises(
+        TemplateError, match=r"RepairRule\.Targets\[0\]\.ParamList\.functionName: 'bakery-fix' is not a function"
+    ):
         local_template(path)
 
 

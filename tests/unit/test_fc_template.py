@@ -87,17 +87,22 @@ def test_the_real_template_yields_a_route_per_trigger_and_rule_target() -> None:
     )
 
 
-def test_the_real_template_routes_instance_tagging_to_bake_only() -> None:
-    # Given the loaded template
+def test_the_real_template_routes_every_tagging_record_to_bake_whatever_its_shape() -> None:
+    # Given the loaded template, and TagResources records in each shape Alibaba might deliver (README: wiring):
+    # flat requestParameters, requestParameterJson, or none at all (EventBridge's own ActionTrail sample)
     template = _load_real()
+    flat = _tag_event("instance")
+    nested = {**flat, "data": {"eventName": "TagResources", "requestParameterJson": '{"ResourceType": "instance"}'}}
+    bare = {**flat, "data": {"eventName": "TagResources", "referencedResources": {"ACS::ECS::Instance": ["i-1"]}}}
 
-    # When an ActionTrail TagResources event is routed
     def functions_for(event: dict[str, Any]) -> set[str]:
         return {r.function for r in template.routes if r.bus == "default" and r.pattern.matches(event)}
 
-    # Then tagging an instance reaches bakery-bake, and tagging an image reaches nothing
-    assert functions_for(_tag_event("instance")) == {"bakery-bake"}
-    assert functions_for(_tag_event("image")) == set()
+    # Then each reaches bakery-bake (which reads the resource type from whatever arrived), and only it
+    for event in (flat, nested, bare, _tag_event("image")):
+        assert functions_for(event) == {"bakery-bake"}
+    # And other API calls reach nothing
+    assert functions_for({**flat, "data": {"eventName": "UntagResources"}}) == set()
 
 
 def test_the_real_template_yields_its_timers_buses_async_configs_and_role() -> None:
@@ -198,7 +203,8 @@ def test_a_disabled_timer_is_kept_but_marked_disabled() -> None:
 REJECTIONS = [
     # (fixture, resource, property, words the message must contain)
     ("bad_unknown_resource_type", "WebServer", "Type", "ALIYUN::ECS::Instance"),
-    ("bad_unknown_top_level_key", None, "Conditions", "unknown top-level key"),
+    ("bad_unknown_top_level_key", None, "Resource", "unknown top-level key"),
+    ("bad_ros_only_section", None, "Conditions", "valid ROS but not run by the local runtime"),
     ("bad_function_missing_handler", "RecorderFunction", "Handler", "required"),
     ("bad_function_missing_runtime", "RecorderFunction", "Runtime", "required"),
     ("bad_function_missing_name", "RecorderFunction", "FunctionName", "required"),
@@ -210,8 +216,7 @@ REJECTIONS = [
     ("bad_trigger_invalid_pattern", "OnTagTrigger", "TriggerConfig.eventRuleFilterPattern", "wildcard"),
     ("bad_timer_cron", "Sweep", "TriggerConfig.cronExpression", "6 fields"),
     ("bad_async_unknown_function", "MissingAsync", "FunctionName", "'fx-missing' is not a function"),
-    ("bad_async_retries", "RecorderAsync", "MaxAsyncRetryAttempts", "[0, 8]"),
-    ("bad_rule_undeclared_bus", "ThingRule", "EventBusName", "'fx-other-bus' is not declared"),
+    ("bad_async_retries", "RecorderAsync", "MaxAsyncRetryAttempts", "between 0 and 8"),
     ("bad_rule_unknown_function", "ThingRule", "Targets[0].ParamList.functionName", "'fx-missing' is not a function"),
     ("bad_rule_endpoint_unknown_function", "ThingRule", "Targets[0].Endpoint", "'fx-missing' is not a function"),
     ("bad_rule_invalid_pattern", "ThingRule", "FilterPattern", "bare string"),
