@@ -8,6 +8,7 @@ the virtual clock, and every random choice comes from one seeded RNG.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import string
@@ -23,7 +24,7 @@ from localcloud.errors import ApiError
 from localcloud.events import EventHub
 from localcloud.faults import FaultPlan
 from localcloud.scenario import Scenario
-from localcloud.wire import ApiRequest
+from localcloud.wire import ApiRequest, RestRequest
 
 
 class IdFactory:
@@ -44,14 +45,33 @@ class IdFactory:
         return self.uuid().upper()
 
 
+JSON_CONTENT_TYPE = "application/json;charset=utf-8"
+
+
 @dataclass
 class Reply:
-    """What a transport sends back: HTTP status, JSON body, extra headers, latency to add."""
+    """What a transport sends back: HTTP status, JSON body, extra headers, latency to add.
+
+    A REST service may answer raw bytes instead (`raw`, sent as is with `content_type`: an OSS object, an
+    XML error); `body` is then ignored. A `Content-Length` in `headers` wins over the payload's length (HEAD).
+    """
 
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     latency_ms: int = 0
+    raw: bytes | None = None
+    content_type: str = JSON_CONTENT_TYPE
+
+    def wire(self) -> tuple[bytes, dict[str, str]]:
+        """The bytes to send and every header: Content-Type, Content-Length, then the reply's own (which win)."""
+        payload = self.raw if self.raw is not None else json.dumps(self.body).encode()
+        headers = {"Content-Type": self.content_type, "Content-Length": str(len(payload))}
+        for key, value in self.headers.items():
+            for existing in [k for k in headers if k.lower() == key.lower()]:
+                del headers[existing]
+            headers[key] = value
+        return payload, headers
 
 
 _RESOURCE_ID = re.compile(r"^(i|m|s|d|t|c|exec)-[\w-]+$")
@@ -77,11 +97,20 @@ def _strings_in(value: Any) -> list[str]:
     return []
 
 
+def _no_rest_service(service_name: str, request: RestRequest, request_id: str) -> Reply:
+    """A REST protocol the local cloud routes but does not serve (yet): FC 3.0 answers in FC's error shape."""
+    message = f"{request.method!r} against {request.path!r} is not supported (the local cloud has no {service_name})."
+    return Reply(
+        400, {"Code": "PathNotSupported", "Message": message, "RequestId": request_id}
+    )  # FC error codes doc: 400
+
+
 class LocalCloud:
     """An emulated Alibaba Cloud region. Thread-safe: every request and clock move holds `lock`."""
 
     def __init__(self, scenario: Scenario | None = None, *, record_replies: bool = False) -> None:
         self.lock = threading.RLock()
+        self.http_endpoint: str | None = None  # set while a LocalCloudServer serves this cloud
         self.record_replies = record_replies
         self.scenario = scenario or Scenario()
         self._boot()
@@ -92,6 +121,8 @@ class LocalCloud:
         from localcloud.services.ecs import EcsService
         from localcloud.services.eventbridge import EventBridgeService
         from localcloud.services.oos import OosService
+        from localcloud.services.oss import OssService
+        from localcloud.services.ros import RosService
 
         scenario = self.scenario
         self.region = scenario.region
@@ -111,23 +142,35 @@ class LocalCloud:
         self.ecs = EcsService(self)
         self.oos = OosService(self)
         self.eventbridge = EventBridgeService(self)
+        self.oss = OssService(self)
         self.services = {"ecs": self.ecs, "oos": self.oos, "eventbridge": self.eventbridge}
         self.ecs.load_images(scenario.images)
         self.ecs.load(scenario.instances)
+        self.services["oss"] = self.oss  # REST: answered through handle_rest, not by action
+        from localcloud.fc.service import FcService
+
+        self.fc = FcService(self)
+        self.services["fc"] = self.fc  # FC 3.0's ROA API over the functions this cloud runs
+        self.services["ros"] = self.ros = RosService(self)  # stacks: created resource by resource on the clock
+        self.oss.load(scenario.buckets)
         self.faults.set_rate_limits(scenario.rate_limits)
         self.faults.install(scenario.faults)
 
     def reset(self, scenario: Scenario | None = None) -> None:
         """Back to the scenario's initial state (or a new scenario): same seed, same run."""
+        self.fc.close()  # outside the lock: its driver thread may be waiting for it
         with self.lock:
             self.ecs.close()  # the guest sandboxes of the old state
+            self.ros.close()  # the stacks' unpacked code
             if scenario is not None:
                 self.scenario = scenario
             self._boot()
 
     def close(self) -> None:
+        self.fc.close()
         with self.lock:
             self.ecs.close()
+            self.ros.close()
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -139,6 +182,46 @@ class LocalCloud:
             if self.replies is not None:
                 self.replies.append((request.service, request.action, reply))
             return reply
+
+    def handle_rest(self, service_name: str, request: RestRequest) -> Reply:
+        """One call of a REST-style service (OSS, FC 3.0 ROA), answered by its `handle_rest(request)`.
+
+        Unlike `handle`, the lock is NOT held around the service: each REST service locks for itself
+        (FC's handlers call back into the cloud). The service counts its call with `rest_call` once it
+        knows the action, and names it in `request.action`.
+        """
+        service = self.services.get(service_name)
+        if service is None or not hasattr(service, "handle_rest"):
+            with self.lock:
+                request_id = self.ids.request_id()
+            return _no_rest_service(service_name, request, request_id)
+        try:
+            reply = service.handle_rest(request)
+        except Exception as exc:  # an emulator bug: answer, never drop the connection
+            traceback.print_exc()
+            with self.lock:
+                self.errors[f"{request.action or service_name}:InternalError"] += 1
+                request_id = self.ids.request_id()
+            message = f"The request processing has failed due to some unknown error (local cloud: {type(exc).__name__}: {exc})."
+            reply = Reply(500, {"Code": "InternalError", "Message": message, "RequestId": request_id})
+        with self.lock:
+            if self.timings.api_call_seconds:
+                self.clock.advance(self.timings.api_call_seconds)
+            if self.replies is not None:
+                self.replies.append((service_name, request.action or f"{request.method} {request.path}", reply))
+        return reply
+
+    def rest_call(self, action: str) -> tuple[ApiError | None, int]:
+        """Count one call of a REST service's `action` and consult the fault plan, as `_handle` does for RPC:
+        (the error this call must fail with or None, latency to add in ms)."""
+        with self.lock:
+            self.calls[action] += 1
+            return self.faults.before_call(action)
+
+    def rest_error(self, action: str, code: str) -> None:
+        """Count one failed call of a REST service's `action` (same keys as RPC: `Action:Code`)."""
+        with self.lock:
+            self.errors[f"{action}:{code}"] += 1
 
     def _handle(self, request: ApiRequest, user_agent: str) -> Reply:
         """One API call; the caller holds the lock."""
@@ -203,8 +286,7 @@ class LocalCloud:
                 if value not in referenced.setdefault(kind, []):
                     referenced[kind].append(value)
         first = next((ids[0] for ids in referenced.values()), "")
-        subject = f"acs.{service.name}:{self.region}:{self.account_id}:{first}"
-        data = {
+        data: dict[str, Any] = {
             "eventId": self.ids.uuid(),
             "eventVersion": 1,
             "eventRW": "Write",
@@ -224,10 +306,18 @@ class LocalCloud:
                 "accessKeyId": request.access_key_id,
                 "userName": request.access_key_id,
             },
-            "requestParameters": {"RegionId": self.region, **request.params.flat},
             "referencedResources": referenced,
         }
-        self.events.emit(f"acs.{service.name}", f"{service.name}:ActionTrail:ApiCall", subject, data)
+        # Alibaba's ActionTrail samples keep RPC params flat and add the platform's own keys; whether the
+        # EventBridge record carries them (or only requestParameterJson, or neither) is unpublished, so the
+        # scenario's event_shapes picks one (README: wiring).
+        shape = self.scenario.event_shapes.actiontrail_parameters
+        if shape == "flat":
+            data["requestParameters"] = {"RegionId": self.region, **request.params.flat,
+                                         "AcsProduct": service.product, "AcsHost": service.host, "RequestId": request_id}  # fmt: skip
+        elif shape == "json":
+            data["requestParameterJson"] = json.dumps({"RegionId": self.region, **request.params.nested})
+        self.events.emit(f"acs.{service.name}", f"{service.name}:ActionTrail:ApiCall", first, data)
 
     # -- admin ----------------------------------------------------------------------------------
 
@@ -269,6 +359,8 @@ class LocalCloud:
                 **self.ecs.state(),
                 **self.oos.state(),
                 **self.eventbridge.state(),
+                **self.oss.state(),
+                **self.ros.state(),
             }
 
     def call_counts(self) -> dict[str, Any]:

@@ -35,22 +35,42 @@ _mock: responses.RequestsMock | None = None
 _numbers = itertools.count(1)
 
 
-def _answer(request: Any) -> tuple[int, dict[str, str], str]:
-    host = urlsplit(request.url).hostname or ""
+def _answer(request: Any) -> tuple[int, dict[str, str], bytes | str]:
+    parts = urlsplit(request.url)
+    host = base = parts.hostname or ""
     cloud = _clouds.get(host)
+    if cloud is None and "." in host:  # bucket.cloudN.localcloud.internal: OSS, virtual-hosted
+        base = host.split(".", 1)[1]
+        cloud = _clouds.get(base)
     if cloud is None:
         return 404, {"Content-Type": "application/json"}, json.dumps({"Code": "NoSuchLocalCloud", "Message": host})
-    body = request.body or b""
-    if isinstance(body, str):
-        body = body.encode()
+    body = _body_bytes(request.body)
     path = request.path_url
     if path.startswith(PREFIX):
         status, payload = handle_admin(cloud, request.method, path, body)
         return status, {"Content-Type": "application/json"}, json.dumps(payload)
-    reply = dispatch_api(cloud, request.method, path, dict(request.headers), body)
+    reply = dispatch_api(
+        cloud, request.method, path, dict(request.headers), body, host=parts.netloc, base_hosts=(base,)
+    )
     if reply.latency_ms:
         time.sleep(reply.latency_ms / 1000)
-    return reply.status, {"Content-Type": "application/json;charset=utf-8", **reply.headers}, json.dumps(reply.body)
+    payload, headers = reply.wire()
+    return reply.status, headers, b"" if request.method == "HEAD" else payload
+
+
+def _body_bytes(body: Any) -> bytes:
+    """What requests would have sent: bytes, text, a file, or an iterable of chunks (a streamed upload; the
+    OSS SDK wraps bodies in one that feeds its CRC-64 check as it is read)."""
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    if hasattr(body, "read"):
+        data = body.read()
+        return data.encode() if isinstance(data, str) else data
+    return b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk) for chunk in body)
 
 
 @contextmanager
@@ -61,7 +81,7 @@ def mock_cloud(cloud: LocalCloud) -> Iterator[str]:
     with _lock:
         if _mock is None:
             _mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-            for method in (responses.GET, responses.POST):
+            for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD):
                 _mock.add_callback(method, _URL, callback=_answer)
             _mock.start()
         _clouds[host] = cloud

@@ -22,6 +22,7 @@
       - {id: m-web-v2, family: web, size: 40, age_days: 10, check_failures: []}
     launch_templates:                        # versions pin images (what retention must not delete)
       - {id: lt-web, name: web, default_version: 1, versions: [{image_id: m-web-v1}, {image_id: m-web-v2}]}
+    buckets: [bakery-code]                   # OSS buckets that exist (also {name: x, owner: "<account id>"})
 
 Unknown keys are errors that name the key and the keys allowed there: a typo must not pass silently.
 """
@@ -62,6 +63,17 @@ class Timings:
     @property
     def snapshot_per_gib(self) -> float:
         return self.image_seconds_per_gib if self.snapshot_seconds_per_gib is None else self.snapshot_seconds_per_gib
+
+
+@dataclass
+class EventShapes:
+    """Where Alibaba publishes no sample, which shape the emulated events take (README: wiring), so Bakery
+    can be tested under each plausible answer."""
+
+    # ActionTrail ApiCall `data`: flat (RPC wire keys `ResourceId.1`, `Tag.1.Key`, as ActionTrail's own samples
+    # show), json (`requestParameterJson`, nested lists), or absent (EventBridge's ActionTrail sample: none).
+    actiontrail_parameters: str = "flat"
+    assistant_invoke_id: bool = True  # does ecs:CloudAssistant:TaskCompleted carry invokeId?
 
 
 @dataclass
@@ -134,6 +146,15 @@ class LaunchTemplateSpec:
 
 
 @dataclass
+class BucketSpec:
+    """An OSS bucket that exists when the scenario starts. An `owner` other than the scenario's account
+    means another account holds the name (bucket names are global): PutBucket answers BucketAlreadyExists."""
+
+    name: str
+    owner: str | None = None  # None: the scenario's account
+
+
+@dataclass
 class Scenario:
     region: str = "cn-hangzhou"
     account_id: str = "1234567890123456"
@@ -143,9 +164,11 @@ class Scenario:
     quotas: Quotas = field(default_factory=Quotas)
     rate_limits: dict[str, float] = field(default_factory=dict)
     oos_events: str = "failed"  # failed: only Failed executions publish an event (as documented) | all
+    event_shapes: EventShapes = field(default_factory=EventShapes)
     images: list[ImageSpec] = field(default_factory=list)
     instances: list[InstanceSpec] = field(default_factory=list)
     launch_templates: list[LaunchTemplateSpec] = field(default_factory=list)
+    buckets: list[BucketSpec] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)  # for pipeline runs; kept as given
     source: str = "<inline>"
@@ -179,6 +202,12 @@ class Scenario:
         scenario.timings = _numbers(
             _dataclass_from(Timings, data.get("timings") or {}, source, "timings"), source, "timings"
         )
+        scenario.event_shapes = _dataclass_from(EventShapes, data.get("event_shapes") or {}, source, "event_shapes")
+        if scenario.event_shapes.actiontrail_parameters not in ("flat", "json", "absent"):
+            raise ScenarioError(f"{source}: event_shapes.actiontrail_parameters must be flat, json or absent, got "
+                                f"{scenario.event_shapes.actiontrail_parameters!r}")  # fmt: skip
+        if not isinstance(scenario.event_shapes.assistant_invoke_id, bool):
+            raise ScenarioError(f"{source}: event_shapes.assistant_invoke_id must be true or false")
         scenario.quotas = _numbers(
             _dataclass_from(Quotas, data.get("quotas") or {}, source, "quotas"), source, "quotas"
         )
@@ -210,7 +239,30 @@ class Scenario:
                     )
                 template_keys.add(key)
             scenario.launch_templates.append(template)
+        scenario.buckets = _buckets_from(data.get("buckets"), source)
         return scenario
+
+
+def _buckets_from(value: Any, source: str) -> list[BucketSpec]:
+    from localcloud.services.oss import bucket_name_problem
+
+    buckets: list[BucketSpec] = []
+    for index, raw in enumerate(_list(value, source, "buckets")):
+        where = f"buckets[{index}]"
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ScenarioError(f"{source}: {where}: a bucket is a name, or a mapping {{name: x, owner: account id}}")
+        spec = _dataclass_from(BucketSpec, raw, source, where)
+        problem = bucket_name_problem(spec.name)
+        if problem:
+            raise ScenarioError(f"{source}: {where}: bucket name {spec.name!r} is not valid: {problem}")
+        if spec.owner is not None:
+            spec.owner = str(spec.owner)
+        if any(b.name == spec.name for b in buckets):
+            raise ScenarioError(f"{source}: {where}: duplicate bucket {spec.name!r}")
+        buckets.append(spec)
+    return buckets
 
 
 def _launch_template_from(raw: Any, source: str, where: str) -> LaunchTemplateSpec:

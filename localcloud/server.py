@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud.admin import PREFIX, handle_admin
 from localcloud.cloud import LocalCloud, Reply
 from localcloud.errors import ApiError
-from localcloud.wire import parse_request
+from localcloud.wire import parse_request, rest_request, route
 
 
-def dispatch_api(cloud: LocalCloud, method: str, url: str, headers: dict[str, str], body: bytes) -> Reply:
-    """One API request, from raw HTTP parts to a Reply; protocol errors get the real error shape."""
+def dispatch_api(
+    cloud: LocalCloud,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    host: str = "",
+    base_hosts: Iterable[str] = (),
+) -> Reply:
+    """One API request, from raw HTTP parts to a Reply; protocol errors get the real error shape.
+
+    `wire.route` picks the protocol (the transports answer the admin API before this): OSS (a virtual-hosted
+    bucket under one of `base_hosts`, an OSS signature or `x-oss-*` headers), then FC 3.0 ROA (path under
+    /2023-03-30/), then RPC (path /, action and version); any other path is a path-style OSS request.
+    `host` is the host the client addressed (default: the Host header).
+    """
+    protocol = route(method, url, headers, host=host, base_hosts=base_hosts)
+    if protocol != "rpc":
+        return cloud.handle_rest(protocol, rest_request(method, url, headers, body, host=host, base_hosts=base_hosts))
     try:
         request = parse_request(method, url, headers, body)
     except ApiError as error:
@@ -37,29 +55,52 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         if self.path.startswith(PREFIX):
             status, payload = handle_admin(self.cloud, self.command, self.path, body)
-            self._send(status, payload, {})
+            self._send(Reply(status, payload))
             return
-        reply = dispatch_api(self.cloud, self.command, self.path, dict(self.headers.items()), body)
+        base_hosts = (str(self.server.server_address[0]), "localhost")  # bucket.localhost:PORT is virtual-hosted
+        reply = dispatch_api(
+            self.cloud, self.command, self.path, dict(self.headers.items()), body, base_hosts=base_hosts
+        )
         if reply.latency_ms:
             time.sleep(reply.latency_ms / 1000)  # outside the cloud's lock: other callers go on
-        self._send(reply.status, reply.body, reply.headers)
+        self._send(reply)
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():  # a stream of unknown length
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, reply: Reply) -> None:
+        payload, headers = reply.wire()
+        self.send_response_only(reply.status)
+        names = {key.lower() for key in headers}
+        if "server" not in names:
+            self.send_header("Server", self.version_string())
+        if "date" not in names:  # OSS answers its own (the virtual clock's)
+            self.send_header("Date", self.date_time_string())
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD" and reply.status not in (204, 304):
+            self.wfile.write(payload)
 
     do_POST = _serve
     do_GET = _serve
+    do_PUT = _serve
+    do_DELETE = _serve
+    do_HEAD = _serve
 
 
 class LocalCloudServer:
@@ -87,6 +128,8 @@ class LocalCloudServer:
         )
         serve.start()
         self._threads.append(serve)
+        # Where this cloud can be reached: FC instances that run as processes (deployed stacks) dial it.
+        self.cloud.http_endpoint = self.endpoint
         if self.speed:
             ticker = threading.Thread(target=self._tick, name="localcloud-clock", daemon=True)
             ticker.start()
@@ -103,6 +146,8 @@ class LocalCloudServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if getattr(self.cloud, "http_endpoint", None) == self.endpoint:
+            self.cloud.http_endpoint = None
         self.httpd.shutdown()
         self.httpd.server_close()
 

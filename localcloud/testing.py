@@ -28,6 +28,22 @@ def sdk_config(endpoint: str, region: str, access_key_id: str = "LTAIlocalcloud"
     )
 
 
+def oss_client(endpoint: str, region: str, access_key_id: str = "LTAIlocalcloud", secret: str = "localcloud") -> Any:
+    """An alibabacloud-oss-v2 client for a local cloud at `endpoint` (host:port, no scheme).
+
+    Configured as for any custom endpoint: static credentials, the region (V4 signing), `http://` endpoint.
+    Addressing is the SDK's own choice: an IP endpoint (the HTTP server) is path-style, a host name (the
+    in-process `cloudN.localcloud.internal`) virtual-hosted; the local cloud answers both.
+    """
+    import alibabacloud_oss_v2 as oss
+
+    config = oss.config.load_default()
+    config.credentials_provider = oss.credentials.StaticCredentialsProvider(access_key_id, secret)
+    config.region = region
+    config.endpoint = f"http://{endpoint}"
+    return oss.Client(config)
+
+
 @dataclass
 class CloudEnv:
     """A local cloud plus real SDK clients wired to it."""
@@ -38,6 +54,8 @@ class CloudEnv:
     ecs: Any
     oos: Any
     eventbridge: Any
+    oss: Any = None  # alibabacloud_oss_v2.Client
+    ros: Any = None  # alibabacloud_ros20190910 Client
 
     @property
     def region(self) -> str:
@@ -50,6 +68,7 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
     from alibabacloud_ecs20140526.client import Client as EcsClient
     from alibabacloud_eventbridge20200401.client import Client as EventBridgeClient
     from alibabacloud_oos20190601.client import Client as OosClient
+    from alibabacloud_ros20190910.client import Client as RosClient
 
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -60,8 +79,9 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
         try:
             config = sdk_config(server.endpoint, cloud.region)
             yield CloudEnv(
-                cloud, server.endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config)
-            )
+                cloud, server.endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config),
+                oss=oss_client(server.endpoint, cloud.region), ros=RosClient(config),
+            )  # fmt: skip
         finally:
             server.stop()
     else:
@@ -69,4 +89,7 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
 
         with mock_cloud(cloud) as endpoint:
             config = sdk_config(endpoint, cloud.region)
-            yield CloudEnv(cloud, endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config))
+            yield CloudEnv(
+                cloud, endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config),
+                oss=oss_client(endpoint, cloud.region), ros=RosClient(config),
+            )  # fmt: skip

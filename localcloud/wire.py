@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from localcloud.errors import ApiError, invalid_parameter, missing_parameter
 
 # x-acs-version → the service that answers it.
-SERVICE_BY_VERSION = {"2014-05-26": "ecs", "2019-06-01": "oos", "2020-04-01": "eventbridge"}
+SERVICE_BY_VERSION = {"2014-05-26": "ecs", "2019-06-01": "oos", "2020-04-01": "eventbridge", "2019-09-10": "ros"}
 
 # Params of the protocol envelope, never business params.
 _ENVELOPE_PARAMS = {
@@ -252,3 +252,104 @@ def paginate(items: Iterable[Any], page_number: int, page_size: int) -> list[Any
     items = list(items)
     start = (page_number - 1) * page_size
     return items[start : start + page_size]
+
+
+# -- REST-style protocols (OSS, FC 3.0 ROA) -------------------------------------------------------
+
+# FC 3.0's ROA API lives under its version: POST /2023-03-30/functions, GET /2023-03-30/functions/{name}...
+FC_PATH_PREFIX = "/2023-03-30/"
+
+
+@dataclass
+class RestRequest:
+    """One request of a REST-style service, its HTTP parts normalised. `action` is set by the service that
+    answers it once it knows which API the request is (OSS: from method, bucket, key and sub-resource)."""
+
+    method: str
+    path: str  # as sent (percent-encoded), without the query
+    query: dict[str, str]  # decoded; a bare sub-resource (`?acl`) is {"acl": ""}
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    host: str  # the host the client addressed, port included
+    access_key_id: str
+    subdomain: str = ""  # labels in front of the cloud's own host name: an OSS virtual-hosted bucket
+    action: str = ""
+
+
+def route(method: str, url: str, headers: Mapping[str, str], *, host: str = "", base_hosts: Iterable[str] = ()) -> str:
+    """The protocol a request speaks: "oss", "fc" or "rpc" (the admin API is routed before this).
+
+    OSS is told apart by what only OSS requests carry: a virtual-hosted bucket in the host, an OSS signature
+    (`Authorization: OSS4-HMAC-SHA256 …` / `OSS ak:sig`) or `x-oss-*` headers/params. Then FC 3.0 by its path
+    prefix; then RPC, whose requests all go to `/`. Any other path is an anonymous path-style OSS request.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    parts = urlsplit(url)
+    if subdomain_of(host or lower.get("host", "") or parts.netloc, base_hosts):
+        return "oss"
+    if _speaks_oss(lower, parts.query):
+        return "oss"
+    path = parts.path or "/"
+    if path.startswith(FC_PATH_PREFIX):
+        return "fc"
+    if path == "/":
+        return "rpc"
+    return "oss"
+
+
+def rest_request(
+    method: str, url: str, headers: Mapping[str, str], body: bytes, *, host: str = "", base_hosts: Iterable[str] = ()
+) -> RestRequest:
+    lower = {k.lower(): v for k, v in headers.items()}
+    parts = urlsplit(url)
+    host = host or lower.get("host", "") or parts.netloc
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return RestRequest(
+        method=method.upper(),
+        path=parts.path or "/",
+        query=query,
+        headers=lower,
+        body=body,
+        host=host,
+        access_key_id=_rest_access_key_id(lower, query),
+        subdomain=subdomain_of(host, base_hosts),
+    )
+
+
+def subdomain_of(host: str, base_hosts: Iterable[str]) -> str:
+    """`bucket.cloud1.localcloud.internal:80` under base host `cloud1.localcloud.internal` → `bucket`."""
+    name = _strip_port(host).lower()
+    for base in base_hosts:
+        base = _strip_port(base).lower()
+        if base and name.endswith("." + base):
+            return name[: -len(base) - 1]
+    return ""
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):  # [::1]:8080
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _speaks_oss(headers: Mapping[str, str], query: str) -> bool:
+    if headers.get("authorization", "").startswith("OSS"):
+        return True
+    if any(name.startswith("x-oss-") for name in headers):
+        return True
+    return any(key.lower().startswith("x-oss-") or key == "OSSAccessKeyId" for key, _ in parse_qsl(query))
+
+
+def _rest_access_key_id(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    # OSS V4 `Credential=AK/20261201/cn-hangzhou/oss/aliyun_v4_request`, ACS3 `Credential=AK,SignedHeaders=…`
+    match = re.search(r"Credential=([^,/\s]+)", auth)
+    if match:
+        return match.group(1)
+    match = re.match(r"OSS ([^:\s]+):", auth)  # OSS V1
+    if match:
+        return match.group(1)
+    credential = query.get("x-oss-credential") or query.get("OSSAccessKeyId") or ""  # presigned URLs
+    if credential:
+        return credential.split("/", 1)[0]
+    return headers.get("x-acs-accesskey-id") or "anonymous"

@@ -16,7 +16,15 @@ FC semantics kept (fc-eventbridge.md §1):
   then the event is dead-lettered and, when the OnFailure destination is a bus, published there as
   `fc:AsyncInvoke:Failure` with FC's destination payload. An event older than
   MaxAsyncEventAgeInSeconds when its turn comes is dropped as expired (and dead-lettered too);
-- nothing is deduplicated: a duplicated event is delivered twice, as on real EventBridge.
+- nothing is deduplicated: a duplicated event is delivered twice, as on real EventBridge;
+- one invocation at a time per runtime (an instance serves one request at a time in FC's python
+  runtimes), so a synchronous InvokeFunction from another thread waits for a delivery in progress.
+
+Instances run in-process (`isolated=False`: the handler module imported into this interpreter, for fast
+local runs of the source tree) or as their own process (`isolated=True`: `worker.py` under the runtime's
+Python with only the code directory on sys.path — how stacks deployed from an uploaded zip run, so the
+artifact itself is what is tested). Custom buses are not created here: like ROS, the runtime requires the
+buses its rules use to exist (the deploy step creates them) and refuses to start otherwise.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import logging
 import os
 import random
 import re
+import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -38,13 +48,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from localcloud.events import EventBus
 from localcloud.fc.context import ENDPOINT_ENV, Credentials, instance_id, invocation_env, make_context
 from localcloud.fc.schedule import Schedule, parse_schedule
-from localcloud.fc.template import FunctionDef, Template, TimerDef
+from localcloud.fc.template import FunctionDef, Template, TemplateError, TimerDef
 
 if TYPE_CHECKING:
     from localcloud.clock import _Timer
@@ -193,8 +203,12 @@ class LocalRuntime:
         endpoint: str,
         extra_env: dict[str, str] | None = None,
         seed: int = 0,
+        isolated: bool = False,
+        python: str | None = None,
     ) -> None:
         self.cloud = cloud
+        self.isolated = isolated
+        self.python = python or sys.executable  # the interpreter isolated instances run under
         self.template = template
         self.extra_env = {ENDPOINT_ENV: endpoint, **(extra_env or {})}
         self.credentials = Credentials("STS.LocalFcRoleAccessKey", "localcloud-fc-secret", "localcloud-fc-sts-token")
@@ -213,20 +227,24 @@ class LocalRuntime:
         self._retry_ids = itertools.count()
         self._own_events: set[int] = set()  # seqs of failure events the runtime itself published
         self._foreign_events = 0  # events seen that the runtime did not publish: "something happened"
+        self._exec_lock = threading.RLock()  # one invocation at a time (and os.environ is process-wide)
+        self._processes: dict[str, _ProcessInstance] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> LocalRuntime:
-        """Create the template's buses, arm its timers, and deliver only events published from now on."""
+        """Arm the template's timers and deliver only events published from now on. The buses its rules and
+        dead letters use must exist (ROS refuses a Rule on a missing bus; the deploy step creates them)."""
         if self._cursor is not None:
             raise RuntimeError("the runtime is already started")
         cloud = self.cloud
         with cloud.lock:
-            for bus in self.template.buses:
-                if bus not in cloud.events.buses:
-                    cloud.events.buses[bus] = EventBus(
-                        bus, "declared in the template", cloud.clock.iso(), cloud.clock.now
-                    )
+            missing = [bus for bus in self.template.buses if bus not in cloud.events.buses]
+            if missing:
+                raise TemplateError(
+                    f"{', '.join(missing)}: no such event bus in {cloud.region}. ROS does not create buses: create "
+                    "them first (`bakery deploy` does, with EventBridge CreateEventBus)"
+                )
             for timer in self.template.timers:
                 if timer.enabled:
                     self._schedules[timer.logical_id] = parse_schedule(timer.expression)
@@ -244,6 +262,9 @@ class LocalRuntime:
         for module in self._modules.values():
             sys.modules.pop(module.__name__, None)
         self._modules.clear()
+        for process in self._processes.values():
+            process.close()
+        self._processes.clear()
 
     def _arm(self, timer: TimerDef) -> None:
         """Schedule the next fire of a timer trigger; each fire queues an invocation and re-arms."""
@@ -383,6 +404,21 @@ class LocalRuntime:
         )
         return delivery
 
+    def enqueue(self, function_name: str, payload: bytes) -> str:
+        """An asynchronous invocation (InvokeFunction with `x-fc-invocation-type: Async`): queued like an event,
+        with the function's async retries and dead letter. Returns the request id FC answers with."""
+        fn = self.template.function(function_name)
+        try:
+            parsed = json.loads(payload)
+        except ValueError:
+            parsed = None
+        fields = parsed if isinstance(parsed, dict) else {}
+        with self.cloud.lock:
+            now = self.cloud.clock.now
+        self._queue.append(_Job(fn.name, payload, parsed, str(fields.get("id", "")), str(fields.get("type", "invoke")),
+                                str(fields.get("source", "")), now))  # fmt: skip
+        return self._uuid()
+
     def _deliver(self, job: _Job) -> None:
         fn = self.template.functions[job.function]
         clock = self.cloud.clock
@@ -421,7 +457,63 @@ class LocalRuntime:
     def _invoke(
         self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
     ) -> tuple[Delivery, _Failure | None]:
-        """Call the handler in-process with the instance's environment; capture logs, result, error."""
+        """Call the handler with the instance's environment; capture logs, result, error."""
+        with self._exec_lock:
+            if self.isolated:
+                return self._invoke_isolated(fn, payload, event_id=event_id, event_type=event_type, source=source,
+                                             attempt=attempt)  # fmt: skip
+            return self._invoke_in_process(fn, payload, event_id=event_id, event_type=event_type, source=source,
+                                           attempt=attempt)  # fmt: skip
+
+    def _invoke_isolated(
+        self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
+    ) -> tuple[Delivery, _Failure | None]:
+        request_id = self._uuid()
+        simulated_time = self.cloud.clock.iso()
+        instance = self._processes.get(fn.name)
+        if instance is None:
+            instance = self._processes[fn.name] = _ProcessInstance(self.python, fn)
+        env = invocation_env(
+            fn, self.cloud.region, self.cloud.account_id, self.credentials, self.extra_env,
+            instance=instance_id(fn, self._generations[fn.name]),
+        )  # fmt: skip
+        env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        context = {
+            "request_id": request_id,
+            "credentials": vars(self.credentials),
+            "function": {"name": fn.name, "handler": fn.handler, "memory": fn.memory_mb, "timeout": fn.timeout_s},
+            "region": self.cloud.region,
+            "account_id": self.cloud.account_id,
+        }
+        started = time.perf_counter()
+        answer = instance.call(payload, context, env, f"{self.cloud.clock.iso_millis()} {request_id}")
+        wall_ms = (time.perf_counter() - started) * 1000
+        failure = None
+        error = answer.get("error")
+        if error:
+            failure = _Failure(str(error.get("errorType")), str(error.get("errorMessage")),
+                               [" ".join(frame) + "\n" for frame in error.get("stackTrace") or []])  # fmt: skip
+            if error.get("errorType") in _INSTANCE_LOST:
+                self._generations[fn.name] += 1  # the process is gone; the next call starts a new one
+        result = answer.get("result")
+        if isinstance(result, dict) and "bytes" in result:
+            import base64
+
+            result = base64.b64decode(result["bytes"]).decode("utf-8", "replace")
+        elif isinstance(result, dict):
+            result = result.get("value")
+        delivery = Delivery(
+            seq=len(self.deliveries) + 1, event_id=event_id, event_type=event_type, source=source, function=fn.name,
+            attempt=attempt, outcome="ok" if failure is None else "error", error=None if failure is None else str(failure),
+            simulated_time=simulated_time, wall_ms=round(wall_ms, 3), request_id=request_id, result=result,
+            logs=list(answer.get("logs") or []),
+        )  # fmt: skip
+        self._record(delivery)
+        return delivery, failure
+
+    def _invoke_in_process(
+        self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
+    ) -> tuple[Delivery, _Failure | None]:
         request_id = self._uuid()
         simulated_time = self.cloud.clock.iso()
         context = make_context(
@@ -597,6 +689,70 @@ class LocalRuntime:
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+
+_WORKER = str(Path(__file__).with_name("worker.py"))
+_INSTANCE_LOST = ("FunctionTimeout", "InstanceCrashed")
+
+
+class _ProcessInstance:
+    """A warm FC instance as a child process running worker.py; started on first use (the cold start)."""
+
+    def __init__(self, python: str, fn: FunctionDef) -> None:
+        self.python = python
+        self.fn = fn
+        self.process: subprocess.Popen[str] | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        # -I: no user site, no PYTHON* env, no script dir on sys.path; -S: no site-packages. The code
+        # directory alone is the import root, as on FC (FC_FUNC_CODE_PATH).
+        return subprocess.Popen(
+            [self.python, "-I", "-S", "-u", _WORKER, str(self.fn.code_dir), self.fn.module_path, self.fn.function_attr],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
+            cwd=str(self.fn.code_dir),
+        )  # fmt: skip
+
+    def call(self, payload: bytes, context: dict[str, Any], env: dict[str, str], log_prefix: str) -> dict[str, Any]:
+        import base64
+
+        if self.process is None or self.process.poll() is not None:
+            self.process = self._start()
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        request = {"payload": base64.b64encode(payload).decode(), "context": context, "env": env,
+                   "log_prefix": log_prefix}  # fmt: skip
+        answer: dict[str, Any] = {}
+        reader = threading.Thread(target=lambda: answer.update(self._read(process)), daemon=True)
+        try:
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.close()
+            return _lost("InstanceCrashed", "the function instance exited before it took the request")
+        reader.start()
+        reader.join(self.fn.timeout_s + 5)  # FC's Timeout, in wall seconds (handlers run in real time)
+        if reader.is_alive():
+            self.close()
+            return _lost("FunctionTimeout", f"Function timed out after {self.fn.timeout_s} seconds")
+        return answer
+
+    @staticmethod
+    def _read(process: subprocess.Popen[str]) -> dict[str, Any]:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            return _lost("InstanceCrashed", f"the function instance exited (code {process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _lost(error_type: str, message: str) -> dict[str, Any]:
+    return {"result": None, "error": {"errorType": error_type, "errorMessage": message, "stackTrace": []}, "logs": []}
 
 
 def _restore_environ(saved: dict[str, str]) -> None:

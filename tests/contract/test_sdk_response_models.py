@@ -17,6 +17,7 @@ import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_eventbridge20200401 import models as eb_models
 from alibabacloud_oos20190601 import models as oos_models
+from alibabacloud_ros20190910 import models as ros_models
 from darabonba.model import DaraModel
 
 from localcloud import LocalCloud, Scenario
@@ -77,10 +78,72 @@ def _launch_template_request(region: str, image_id: str, name: str) -> Any:
     )  # fmt: skip
 
 
+_ROS_TEMPLATE = """ROSTemplateFormatVersion: '2015-09-01'
+Description: contract
+Parameters:
+  Suffix: {Type: String, Default: a}
+Resources:
+  Role:
+    Type: ALIYUN::RAM::Role
+    Properties:
+      RoleName: {'Fn::Sub': 'contract-${ALIYUN::StackName}-${Suffix}'}
+      AssumeRolePolicyDocument:
+        Version: '1'
+        Statement: [{Action: 'sts:AssumeRole', Effect: Allow, Principal: {Service: [fc.aliyuncs.com]}}]
+Outputs:
+  RoleArn:
+    Value: {'Fn::GetAtt': [Role, Arn]}
+"""
+
+
+def _ros_cases(env: CloudEnv) -> dict[str, Callable[[], Any]]:
+    """ROS: a complete stack to read and update, another to delete."""
+    r, ros = env.region, env.ros
+    stack_ids = {
+        name: ros.create_stack(
+            ros_models.CreateStackRequest(region_id=r, stack_name=name, template_body=_ROS_TEMPLATE)
+        ).body.stack_id
+        for name in ("contract", "contract-del")
+    }
+    env.cloud.run_until_idle()
+    update = [ros_models.UpdateStackRequestParameters(parameter_key="Suffix", parameter_value="b")]
+    return {
+        "ValidateTemplate": lambda: ros.validate_template(
+            ros_models.ValidateTemplateRequest(template_body=_ROS_TEMPLATE)
+        ),
+        "CreateStack": lambda: ros.create_stack(
+            ros_models.CreateStackRequest(region_id=r, stack_name="contract-new", template_body=_ROS_TEMPLATE)
+        ),
+        "GetStack": lambda: ros.get_stack(ros_models.GetStackRequest(region_id=r, stack_id=stack_ids["contract"])),
+        "ListStacks": lambda: ros.list_stacks(ros_models.ListStacksRequest(region_id=r)),
+        "ListStackEvents": lambda: ros.list_stack_events(
+            ros_models.ListStackEventsRequest(region_id=r, stack_id=stack_ids["contract"])
+        ),
+        "ListStackResources": lambda: ros.list_stack_resources(
+            ros_models.ListStackResourcesRequest(region_id=r, stack_id=stack_ids["contract"])
+        ),
+        "GetTemplate": lambda: ros.get_template(
+            ros_models.GetTemplateRequest(region_id=r, stack_id=stack_ids["contract"])
+        ),
+        "PreviewStack": lambda: ros.preview_stack(
+            ros_models.PreviewStackRequest(region_id=r, stack_id=stack_ids["contract"], template_body=_ROS_TEMPLATE)
+        ),
+        "UpdateStack": lambda: ros.update_stack(
+            ros_models.UpdateStackRequest(
+                region_id=r, stack_id=stack_ids["contract"], template_body=_ROS_TEMPLATE, parameters=update
+            )
+        ),
+        "DeleteStack": lambda: ros.delete_stack(
+            ros_models.DeleteStackRequest(region_id=r, stack_id=stack_ids["contract-del"])
+        ),
+    }
+
+
 def _cases(env: CloudEnv, ids: dict[str, str]) -> dict[str, Callable[[], Any]]:
     r = env.region
     ecs, oos, eb = env.ecs, env.oos, env.eventbridge
     return {
+        **_ros_cases(env),
         "DescribeInstances": lambda: ecs.describe_instances(ecs_models.DescribeInstancesRequest(region_id=r)),
         "DescribeDisks": lambda: ecs.describe_disks(ecs_models.DescribeDisksRequest(region_id=r)),
         "StopInstance": lambda: ecs.stop_instance(ecs_models.StopInstanceRequest(instance_id="i-contract")),

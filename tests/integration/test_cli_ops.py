@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from alibabacloud_ecs20140526 import models as m
 from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_eventbridge20200401.client import Client as EventBridgeClient
 
 from bakery import tags
 from bakery.cli import main
+from bakery.deploy import ensure_buses
 from bakery.local import LOCAL_PARAMETERS, default_template
 from localcloud import LocalCloud, Scenario
 from localcloud.fc.runtime import LocalRuntime
@@ -91,6 +93,7 @@ def region(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) 
     server = LocalCloudServer(cloud).start()
     parameters = {"RepairZoneId": f"{cloud.region}-h", **LOCAL_PARAMETERS}
     template = load_template(default_template(), parameters, region=cloud.region, account_id=cloud.account_id)
+    ensure_buses(EventBridgeClient(sdk_config(server.endpoint, cloud.region)), template.buses, description="test")
     runtime = LocalRuntime(cloud, template, endpoint=server.endpoint, seed=21).start()
     try:
         yield Region(cloud, server, runtime, EcsClient(sdk_config(server.endpoint, cloud.region)), capsys)

@@ -16,6 +16,7 @@ import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_eventbridge20200401 import models as eb_models
 
+from bakery.deploy import ensure_buses
 from localcloud import LocalCloud, Scenario
 from localcloud.fc import LocalRuntime, load_template
 from localcloud.testing import CloudEnv, running
@@ -81,6 +82,7 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
                 region=cloud.region,
                 account_id=cloud.account_id,
             )
+            ensure_buses(env.eventbridge, loaded.buses, description="fixture")  # what a deploy does first
             runtime = LocalRuntime(cloud, loaded, endpoint=env.endpoint).start()
             stack.callback(runtime.stop)
             return Rig(cloud, env, runtime, record_file)
