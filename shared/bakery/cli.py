@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,35 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _serve_bare(args: argparse.Namespace, scenario: Any) -> int:
+    """A region with nothing deployed: `bakery deploy --endpoint` brings Bakery up in it, as ROS would."""
+    import signal
+    import threading
+
+    from localcloud import LocalCloud
+    from localcloud.server import LocalCloudServer
+
+    cloud = LocalCloud(scenario)
+    server = LocalCloudServer(cloud, port=args.port, speed=args.speed).start()
+    flags = f"--endpoint {server.endpoint} --region {cloud.region}"
+    print(f"A bare local {cloud.region} ({Path(scenario.source).name}: {len(scenario.instances)} instances, nothing "
+          f"deployed), served at {server.endpoint};\nsimulated time runs {args.speed:g}x real time. "
+          "Deploy Bakery into it from another terminal:")  # fmt: skip
+    print(
+        f"  bakery deploy --bucket bakery-code {flags} --parameter RepairVSwitchId=vsw-local "
+        "--parameter RepairSecurityGroupId=sg-local --parameter RepairZoneId=" + f"{cloud.region}-h"
+    )
+    print(f"  bakery bake {next(iter(cloud.ecs.instances), 'i-...')} --family web {flags}")
+    print(f"  bakery destroy --yes {flags}        (Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    cloud.close()
+    return EXIT_OK
+
+
 def cmd_local_serve(args: argparse.Namespace) -> int:
     """A local region with Bakery deployed, served over HTTP, its clock running: for the operator commands."""
     import signal
@@ -155,6 +185,8 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     scenario = _scenario(args.scenario)
     if not args.scenario:
         scenario.actions = []  # the demo region, waiting for the operator's own `bakery bake`
+    if args.bare:
+        return _serve_bare(args, scenario)
     with LocalRun(scenario, **_template_args(args)) as run:
         server = LocalCloudServer(run.cloud, port=args.port).start()
         flags = f"--endpoint {server.endpoint} --region {run.cloud.region}"
@@ -182,10 +214,58 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _invoke_remote(args: argparse.Namespace, payload: bytes) -> int:
+    """FC 3.0's InvokeFunction against a served region (local, or a real FC endpoint), like `sam local start-lambda`."""
+    import base64
+
+    from alibabacloud_fc20230330 import models as fc_models
+    from alibabacloud_fc20230330.client import Client as FcClient
+    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+    from alibabacloud_tea_openapi.utils_models import Config
+    from darabonba.runtime import RuntimeOptions
+
+    from bakery.target import settings_for
+
+    settings = settings_for(argparse.Namespace(**{"bus": "bakery", **vars(args)}))
+    local = not args.endpoint.endswith(".aliyuncs.com")
+    config = Config(access_key_id=settings.access_key_id or None, access_key_secret=settings.access_key_secret or None,
+                    security_token=settings.security_token or None, region_id=settings.region, endpoint=args.endpoint,
+                    protocol="http" if local else "https", read_timeout=330_000)  # fmt: skip
+    name = f"bakery-{args.function}" if args.function in ("bake", "check", "repair", "lifecycle") else args.function
+    mode = "Async" if args.async_ else "Sync"
+    try:
+        response = FcClient(config).invoke_function_with_options(
+            name, fc_models.InvokeFunctionRequest(body=payload),
+            fc_models.InvokeFunctionHeaders(x_fc_invocation_type=mode, x_fc_log_type="Tail"), RuntimeOptions())  # fmt: skip
+    except AlibabaCloudException as exc:
+        print(f"bakery: InvokeFunction {name}: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if getattr(exc, "status_code", 0) == 404 else EXIT_PROBLEM
+    headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+    body = response.body.read() if response.body is not None else b""
+    error = headers.get("x-fc-error-type")
+    logs = base64.b64decode(headers.get("x-fc-log-result", "")).decode("utf-8", "replace").splitlines()
+    if args.json:
+        print_json({"function": name, "requestId": headers.get("x-fc-request-id"), "statusCode": response.status_code,
+                    "invocationType": mode, "errorType": error, "result": body.decode("utf-8", "replace"),
+                    "logs": logs})  # fmt: skip
+    else:
+        print(f"{name}  request {headers.get('x-fc-request-id')}  {mode}  HTTP {response.status_code}"
+              + (f"  {error}" if error else ""))  # fmt: skip
+        for line in logs:
+            print(f"  | {line}")
+        if mode == "Async":
+            print("accepted: FC delivers it with the function's async retries and dead letter")
+        else:
+            print(f"result: {body.decode('utf-8', 'replace')}")
+    return EXIT_PROBLEM if error else EXIT_OK
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from bakery.local import LocalRun
 
     payload = Path(args.event).read_bytes()
+    if args.endpoint:
+        return _invoke_remote(args, payload)
     with LocalRun(_scenario(args.scenario), **_template_args(args)) as run:
         name = args.function if args.function in run.template.functions else f"bakery-{args.function}"
         if name not in run.template.functions:
@@ -249,12 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     local_serve.add_argument("scenario", nargs="?", help="scenario YAML (default: the demo region, untagged)")
     local_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     local_serve.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
+    local_serve.add_argument("--bare", action="store_true",
+                             help="deploy nothing: a region to `bakery deploy --endpoint` into, as to Alibaba Cloud")  # fmt: skip
     local_serve.set_defaults(run=cmd_local_serve)
 
     invoke = commands.add_parser("invoke", help="one function, one event file, against the local cloud")
     invoke.add_argument("function", help="bake | check | repair | lifecycle (or the full FunctionName)")
     invoke.add_argument("event", help="event JSON as FC receives it, e.g. events/bakery-image-checkfailed.json")
     invoke.add_argument("--scenario", help="the region to run against (default: the demo region)")
+    invoke.add_argument("--endpoint", help="call FC's InvokeFunction on a served region (bakery local serve, or a "
+                        "real <account>.<region>.fc.aliyuncs.com) instead of a throwaway local one")  # fmt: skip
+    invoke.add_argument("--region", default=os.environ.get("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou"),
+                        help="with --endpoint: the region (default $ALIBABA_CLOUD_REGION_ID or cn-hangzhou)")  # fmt: skip
+    invoke.add_argument("--async", dest="async_", action="store_true",
+                        help="with --endpoint: an asynchronous invocation (retries, dead letter)")  # fmt: skip
     invoke.set_defaults(run=cmd_invoke)
 
     for sub in (demo, local_run, local_serve, invoke):
@@ -265,10 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     # Operator commands against a cloud (local or real) live in their own modules.
-    from bakery import cli_lifecycle, cli_ops
+    from bakery import cli_deploy, cli_lifecycle, cli_ops
 
     cli_ops.register(commands)
     cli_lifecycle.register(commands)
+    cli_deploy.register(commands)
 
     args = parser.parse_args(argv)
     try:

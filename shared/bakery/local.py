@@ -60,11 +60,17 @@ class LocalRun:
                                       account_id=self.cloud.account_id)  # fmt: skip
         for fn in self.template.functions.values():
             fn.env.update(self.env)
+        # ROS cannot create buses: the deploy step does, and a local run creates them the same way.
+        from bakery.deploy import ensure_buses
+
+        ensure_buses(self.cloud_env.eventbridge, self.template.buses, description="Bakery (local run)")
         self.runtime = LocalRuntime(
             self.cloud, self.template, endpoint=self.cloud_env.endpoint, seed=self.scenario.seed
         )
         self.runtime.start()
         self._stack.callback(self.runtime.stop)
+        self.cloud.fc.attach(self.runtime)  # FC's InvokeFunction API reaches these functions too
+        self._stack.callback(self.cloud.fc.detach, self.runtime)
         self.operator = EcsClient(sdk_config(self.cloud_env.endpoint, self.cloud.region, access_key_id=OPERATOR_KEY))
         self.initial_status = {i.instance_id: i.status for i in self.cloud.ecs.instances.values()}
         self.initial_images = {i for i, img in self.cloud.ecs.images.items() if img.owner_alias == "self"}
