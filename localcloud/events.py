@@ -81,8 +81,12 @@ class EventHub:
             self.log.append(PublishedEvent(len(self.log), bus, event))
         return copies
 
-    def emit(self, source: str, event_type: str, subject: str, data: dict[str, Any]) -> None:
-        """A system event from an emulated service onto the default bus."""
+    def emit(self, source: str, event_type: str, resource_id: str, data: dict[str, Any]) -> None:
+        """A system event from an emulated service onto the default bus. Its subject is Alibaba's service-event
+        form `acs.<service>:<region>:<account>:<resource id>` (every EventBridge service-event sample, e.g. the
+        Cloud Assistant and EBS ones); consumers read ids from `data`, never from the subject."""
+        cloud = self.cloud
+        subject = f"{source}:{cloud.region}:{cloud.account_id}:{resource_id}"
         self.publish(self.envelope(source=source, event_type=event_type, subject=subject, data=data))
 
     def read(self, since: int = 0, bus: str | None = None) -> list[PublishedEvent]:

@@ -355,7 +355,7 @@ class OosService(Service):
         self.cloud.events.emit(
             "acs.oos",
             "oos:CloudMonitor:Execution[StatusChange]",
-            f"acs:oos:{self.cloud.region}:{self.cloud.account_id}:execution/{execution.execution_id}",
+            execution.execution_id,
             {
                 "executionId": execution.execution_id,
                 "status": execution.status,
@@ -367,6 +367,5 @@ class OosService(Service):
                 "endTime": execution.end_date,
                 "duration": int(self.cloud.clock.now - started),
                 "parentExecutionId": "",
-                "statusMessage": execution.status_message,
-            },
+            },  # the documented content fields only: the reason is ListExecutions' StatusMessage
         )

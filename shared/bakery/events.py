@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,3 +108,61 @@ class BakeryEvent:
         """Deterministic: a retried publish of the same fact carries the same id (receivers dedupe on it)."""
         digest = hashlib.sha256(json.dumps([self.type, self.subject, self.data], sort_keys=True).encode()).hexdigest()
         return f"bk-{digest[:24]}"
+
+
+@dataclass(frozen=True)
+class TagCall:
+    """What an ActionTrail `TagResources` record says, whatever shape it arrived in.
+
+    Alibaba does not publish an EventBridge sample of this record (README: wiring). Its ActionTrail
+    samples keep RPC params flat (`ResourceId.1`, `Tag.1.Key`), its management-event structure also
+    defines `requestParameterJson` (nested lists), and EventBridge's own ActionTrail sample carries no
+    request parameters at all — only `referencedResources`. Each shape is read; what a shape does not
+    say is None, and the bake re-reads the instance before acting, so an unknown is never a guess."""
+
+    resource_type: str | None  # "instance", "image"... (lower case); None when the record does not say
+    resource_ids: tuple[str, ...]
+    trigger: bool | None  # did this call set bakery:bake=true? None when the record does not carry the tags
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], trigger_key: str, truthy: Any) -> TagCall:
+        flat = data.get("requestParameters")
+        nested = data.get("requestParameterJson")
+        if isinstance(nested, str):
+            try:
+                nested = json.loads(nested)
+            except json.JSONDecodeError:
+                nested = None
+        if isinstance(flat, dict) and any(_FLAT_TAG_KEY.match(str(k)) or _FLAT_ID_KEY.match(str(k)) for k in flat):
+            ids = tuple(
+                str(v) for k, v in sorted(flat.items(), key=lambda kv: _index(kv[0])) if _FLAT_ID_KEY.match(str(k))
+            )
+            pairs = [(flat.get(k), flat.get(k[:-4] + ".Value")) for k in flat if _FLAT_TAG_KEY.match(str(k))]
+            return cls(_lower(flat.get("ResourceType")), ids, _trigger(pairs, trigger_key, truthy))
+        if isinstance(nested, dict) and ("Tag" in nested or "ResourceId" in nested):
+            raw_ids = nested.get("ResourceId")
+            ids = tuple(str(v) for v in (raw_ids if isinstance(raw_ids, list) else [raw_ids] if raw_ids else []))
+            tag_list = nested.get("Tag") if isinstance(nested.get("Tag"), list) else []
+            pairs = [(t.get("Key"), t.get("Value")) for t in tag_list if isinstance(t, dict)]
+            return cls(_lower(nested.get("ResourceType")), ids, _trigger(pairs, trigger_key, truthy))
+        referenced = data.get("referencedResources")
+        instances = referenced.get("ACS::ECS::Instance") if isinstance(referenced, dict) else None
+        ids = tuple(str(v) for v in instances) if isinstance(instances, list) else ()
+        return cls("instance" if ids else None, ids, None)
+
+
+_FLAT_TAG_KEY = re.compile(r"^Tag\.\d+\.Key$")
+_FLAT_ID_KEY = re.compile(r"^ResourceId\.\d+$")
+
+
+def _index(key: str) -> int:
+    match = re.search(r"\.(\d+)", str(key))
+    return int(match.group(1)) if match else 0
+
+
+def _lower(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) and value else None
+
+
+def _trigger(pairs: list[tuple[Any, Any]], trigger_key: str, truthy: Any) -> bool:
+    return any(key == trigger_key and isinstance(value, str) and truthy(value) for key, value in pairs)

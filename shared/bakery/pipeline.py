@@ -39,6 +39,7 @@ BASE_IMAGE_FOR_ARCH = {
 }
 PREFLIGHT_COMMAND = "bakery-preflight"
 LIVE_IMAGE_STATES = (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED, tags.REPAIRING)
+_INSTANCE_ID = re.compile(r"^i-[\w-]+$")
 _IMAGE_NAME = re.compile(r"^[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_.\-]{1,127}$")
 _RESERVED_NAME_PREFIXES = ("aliyun", "acs:", "http://", "https://")
 
@@ -77,22 +78,21 @@ class Pipeline:
 
     def on_tagged(self, event: events.CloudEvent) -> None:
         """ActionTrail TagResources: start a bake for each instance that got `bakery:bake=true`."""
-        params = event.data.get("requestParameters") or {}
-        if params.get("ResourceType", "instance").lower() != "instance":
-            return
-        keys = {k: v for k, v in params.items() if re.fullmatch(r"Tag\.\d+\.Key", k)}
-        trigger = [k for k, v in keys.items() if v == tags.TRIGGER]
-        if not trigger or not tags.truthy(params.get(trigger[0].replace(".Key", ".Value"))):
+        call = events.TagCall.parse(event.data, tags.TRIGGER, tags.truthy)
+        if call.resource_type not in (None, "instance") or call.trigger is False:
             log.debug("not a bake trigger (Bakery's own tag writes land here too)", event_id=event.id)
             return
-        instance_ids = [v for k, v in sorted(params.items()) if re.fullmatch(r"ResourceId\.\d+", k)]
         trigger_id = str(event.data.get("eventId") or event.id)
-        for instance_id in instance_ids:
-            self.begin(instance_id, bake_id_for(trigger_id, instance_id))
+        for instance_id in call.resource_ids:
+            if _INSTANCE_ID.match(instance_id):
+                # A record that does not carry the tags (trigger None) cannot tell a second trigger from
+                # any other tag write: it may start a bake the instance's tags ask for, never refuse one.
+                self.begin(instance_id, bake_id_for(trigger_id, instance_id), certain=call.trigger is True)
 
-    def begin(self, instance_id: str, bake_id: str, *, requested: bool = False) -> None:
+    def begin(self, instance_id: str, bake_id: str, *, requested: bool = False, certain: bool = True) -> None:
         """Start (or resume) a bake. `requested`: asked for by a `bakery:Bake:Requested` event, so the
-        trigger tag is not needed; the instance's other bakery:* tags (family, stop-first...) still apply."""
+        trigger tag is not needed; the instance's other bakery:* tags (family, stop-first...) still apply.
+        `certain`: the event itself says the trigger was set (else a bake in flight is left alone quietly)."""
         with bound(bake_id=bake_id, instance_id=instance_id):
             instance = self.ecs.instance(instance_id)
             if instance is None:
@@ -104,6 +104,8 @@ class Pipeline:
             current = instance.tags.get(tags.BAKE_ID)
             if current and current != bake_id:
                 log.info("a bake is already in flight for this instance; ignoring the second", in_flight=current)
+                if not certain:
+                    return
                 # Tell the operator, without touching the instance or the bake in flight.
                 self.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id, {
                     "bakeId": bake_id, "instanceId": instance_id, "reason": "already-baking",
@@ -175,7 +177,15 @@ class Pipeline:
     def on_preflight_done(self, event: events.CloudEvent) -> None:
         instance_id = str(event.data.get("instanceId", ""))
         instance = self.ecs.instance(instance_id) if instance_id else None
-        if instance is None or instance.tags.get(tags.PREFLIGHT_INVOKE) != event.data.get("invokeId"):
+        if instance is None or tags.PREFLIGHT_INVOKE not in instance.tags:
+            return
+        # Alibaba's TaskCompleted sample shows commandName but may not carry invokeId (README: wiring): without
+        # it, the command named after this bake is ours; with it, it must be the invocation the bake recorded.
+        if "invokeId" in event.data:
+            ours = event.data["invokeId"] == instance.tags[tags.PREFLIGHT_INVOKE]
+        else:
+            ours = event.data.get("commandName") == f"{PREFLIGHT_COMMAND}-{instance.tags.get(tags.BAKE_ID)}"
+        if not ours:
             return  # someone else's command, or a bake that already moved on
         if instance.tags.get(tags.STATE) != tags.PREFLIGHT:
             # A duplicated TaskCompleted after the first copy moved the bake on (stopping/creating): the

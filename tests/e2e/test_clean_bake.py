@@ -94,3 +94,39 @@ def test_a_bake_requested_event_bakes_an_untagged_instance_with_its_option_tags(
     assert result["state"] == "ready", result
     assert baked.newest_in_family("web") == result["imageId"]
     assert baked.calls("CreateImage") == 1
+
+
+# Where Alibaba publishes no sample of an event (README: wiring), Bakery must bake under every plausible shape.
+EVENT_SHAPES = [
+    {"actiontrail_parameters": "flat", "assistant_invoke_id": True},  # ActionTrail's own samples: flat RPC keys
+    {"actiontrail_parameters": "json", "assistant_invoke_id": True},  # only requestParameterJson
+    {"actiontrail_parameters": "absent", "assistant_invoke_id": True},  # EventBridge's sample: no parameters at all
+    {"actiontrail_parameters": "flat", "assistant_invoke_id": False},  # TaskCompleted without invokeId
+    {"actiontrail_parameters": "absent", "assistant_invoke_id": False},
+]
+
+
+def test_a_bake_succeeds_whatever_shape_the_undocumented_events_take(bake):
+    for shapes in EVENT_SHAPES:
+        # Given a region whose ActionTrail and Cloud Assistant events take one of the plausible shapes
+        scenario = {
+            "seed": 4,
+            "event_shapes": shapes,
+            "instances": [{"id": "i-web1"}, {"id": "i-busy"}],
+            # When one instance is tagged for baking (and the other only gets an unrelated tag)
+            "actions": [
+                trigger("i-web1", family="web"),
+                {"at": 0, "tag": {"instance": "i-busy", "tags": {"env": "x"}}},
+            ],
+        }
+        baked = bake(scenario)
+        # Then exactly one bake happens, it is promoted, and nothing else is refused or started
+        result = baked.bake_of("i-web1")
+        assert result["state"] == "ready", (shapes, result)
+        assert baked.calls("CreateImage") == 1, shapes
+        assert baked.newest_in_family("web") == result["imageId"], shapes
+        assert baked.events("bakery:Bake:Failed") == [], shapes
+        assert tags.BAKE_ID not in baked.instance_tags("i-busy"), shapes
+        # ... and the events themselves drove it: CreateImage started before the first sweep (t+60 s) could have
+        (started,) = baked.events("bakery:Image:CreationStarted")
+        assert started["time"] < "2026-01-05T09:01:00Z", (shapes, started["time"])

@@ -78,7 +78,7 @@ def test_create_snapshot_completion_emits_an_event(make_env):
     assert event["data"]["snapshotId"] == snapshot_id
     assert event["data"]["diskId"] == disk_id
     assert event["data"]["result"] == "accomplished"
-    assert event["subject"].endswith(f":snapshot/{snapshot_id}")
+    assert event["subject"].endswith(f":{snapshot_id}") and event["subject"].startswith("acs.ecs:")
 
 
 def test_create_snapshot_keeps_retention_days_description_and_tags(make_env):

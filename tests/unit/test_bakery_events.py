@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from bakery import events
+from bakery import tags as _tags
 from bakery.errors import InvalidEvent
-from bakery.events import BakeryEvent, CloudEvent, TimerEvent, parse_invocation
+from bakery.events import BakeryEvent, CloudEvent, TagCall, TimerEvent, parse_invocation
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 CLOUD_EVENT_SAMPLES = sorted(p.name for p in EVENTS.glob("*.json") if not p.name.startswith("timer-"))
@@ -281,3 +282,45 @@ def test_bakery_event_id_is_short_and_prefixed() -> None:
 def test_bakery_events_have_source_bakery() -> None:
     # Given a BakeryEvent / Then its source is Bakery's
     assert _sample_as_bakery_event("bakery-image-repaired.json").source == "bakery"
+
+
+# -- TagResources records, in every shape Alibaba might deliver (README: wiring) ---------------------------
+
+
+def _tag_call(data: dict[str, Any]) -> TagCall:
+    return TagCall.parse(data, _tags.TRIGGER, _tags.truthy)
+
+
+def test_a_flat_record_gives_type_ids_and_whether_it_set_the_trigger() -> None:
+    # Given ActionTrail's flat RPC keys, with the platform's own keys mixed in
+    data = {"requestParameters": {"RegionId": "cn-hangzhou", "ResourceType": "instance", "ResourceId.2": "i-b",
+                                  "ResourceId.1": "i-a", "Tag.1.Key": "bakery:bake", "Tag.1.Value": "true",
+                                  "AcsHost": "ecs.aliyuncs.com", "RequestId": "R"}}  # fmt: skip
+    # Then the ids come in index order and the trigger is known to be set
+    assert _tag_call(data) == TagCall("instance", ("i-a", "i-b"), True)
+
+
+def test_a_flat_record_of_other_tags_is_known_not_to_trigger() -> None:
+    data = {"requestParameters": {"ResourceType": "instance", "ResourceId.1": "i-a", "Tag.1.Key": "bakery:state",
+                                  "Tag.1.Value": "preflight"}}  # fmt: skip
+    assert _tag_call(data) == TagCall("instance", ("i-a",), False)
+
+
+def test_a_json_record_is_read_like_the_flat_one() -> None:
+    # Given only requestParameterJson (ActionTrail's management-event structure), as text or as an object
+    nested = {"ResourceType": "Instance", "ResourceId": ["i-a"], "Tag": [{"Key": "bakery:bake", "Value": "True"}]}
+    for value in (json.dumps(nested), nested):
+        assert _tag_call({"requestParameterJson": value}) == TagCall("instance", ("i-a",), True)
+
+
+def test_a_record_without_parameters_names_the_instances_but_not_the_tags() -> None:
+    # Given EventBridge's own ActionTrail sample shape: referencedResources only
+    data = {"referencedResources": {"ACS::ECS::Instance": ["i-a"], "ACS::ECS::Image": ["m-x"]}}
+    # Then the instances are candidates and the trigger is unknown (the bake re-reads the instance's tags)
+    assert _tag_call(data) == TagCall("instance", ("i-a",), None)
+
+
+@pytest.mark.parametrize("data", [{}, {"requestParameters": "x"}, {"requestParameterJson": "{not json"},
+                                  {"referencedResources": ["i-a"]}, {"requestParameters": {"RegionId": "r"}}])  # fmt: skip
+def test_a_record_that_says_nothing_usable_names_no_instance(data: dict[str, Any]) -> None:
+    assert _tag_call(data).resource_ids == ()

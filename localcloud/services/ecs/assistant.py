@@ -197,24 +197,20 @@ class AssistantMixin:
         run.error_code = outcome.get("error_code", "")
         run.error_info = outcome.get("error_info", "")
         run.finish_time = self.cloud.clock.iso()
-        # Event data shape is UNCONFIRMED (fc-eventbridge.md §2.5 names only the type); fields mirror
-        # DescribeInvocationResults so a consumer can act without another call.
-        self.cloud.events.emit(
-            "acs.ecs",
-            "ecs:CloudAssistant:TaskCompleted",
-            f"acs:ecs:{self.cloud.region}:{self.cloud.account_id}:instance/{run.instance_id}",
-            {
-                "invokeId": invocation.invoke_id,
-                "commandId": invocation.command_id,
-                "commandName": invocation.name,
-                "instanceId": run.instance_id,
-                "invocationStatus": run.status,
-                "exitCode": run.exit_code,
-                "errorCode": run.error_code,
-                "startTime": run.start_time,
-                "finishTime": run.finish_time,
-            },
-        )
+        # The fields of ECS's documented sample (commandId, commandName, exitCode as a string, finishTime,
+        # instanceId, invocationStatus); invokeId is cut off in that sample, so `event_shapes.assistant_invoke_id`
+        # decides whether it is there (README: wiring).
+        data = {
+            "commandId": invocation.command_id,
+            "commandName": invocation.name,
+            "exitCode": "" if run.exit_code is None else str(run.exit_code),
+            "finishTime": run.finish_time,
+            "instanceId": run.instance_id,
+            "invocationStatus": run.status,
+        }
+        if self.cloud.scenario.event_shapes.assistant_invoke_id:
+            data["invokeId"] = invocation.invoke_id
+        self.cloud.events.emit("acs.ecs", "ecs:CloudAssistant:TaskCompleted", run.instance_id, data)
 
     @api("DescribeInvocations")
     def describe_invocations(self: EcsService, p: Params) -> dict[str, Any]:

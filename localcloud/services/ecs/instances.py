@@ -116,7 +116,7 @@ class InstancesMixin:
         self.cloud.events.emit(
             "acs.ecs",
             "ecs:Instance:StateChange",
-            f"acs:ecs:{self.cloud.region}:{self.cloud.account_id}:instance/{instance.instance_id}",
+            instance.instance_id,
             {"resourceId": instance.instance_id, "resourceType": "ALIYUN::ECS::Instance", "state": status},
         )
 

@@ -77,7 +77,7 @@ class SnapshotsMixin:
         self.cloud.events.emit(
             "acs.ecs",
             "ecs:Snapshot:CreateSnapshotCompleted",
-            f"acs:ecs:{self.cloud.region}:{self.cloud.account_id}:snapshot/{snapshot.snapshot_id}",
+            snapshot.snapshot_id,
             {
                 "result": "accomplished",
                 "snapshotId": snapshot.snapshot_id,
@@ -148,7 +148,7 @@ class SnapshotsMixin:
         self.cloud.events.emit(
             "acs.ecs",
             "ecs:Snapshot:SnapshotDeleted",
-            f"acs:ecs:{self.cloud.region}:{self.cloud.account_id}:snapshot/{snapshot_id}",
+            snapshot_id,
             {"snapshotId": snapshot_id, "diskId": snapshot.disk_id, "result": "accomplished"},
         )
         return {}
