@@ -46,7 +46,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -86,6 +86,8 @@ class Delivery:
     request_id: str
     result: Any
     logs: list[str]
+    error_type: str = ""  # the exception's type name when outcome is error/dead-letter
+    stack: list[str] = field(default_factory=list)  # its stack trace, as FC's errorResponse stackTrace
 
 
 @dataclass
@@ -507,6 +509,7 @@ class LocalRuntime:
             attempt=attempt, outcome="ok" if failure is None else "error", error=None if failure is None else str(failure),
             simulated_time=simulated_time, wall_ms=round(wall_ms, 3), request_id=request_id, result=result,
             logs=list(answer.get("logs") or []),
+            error_type=failure.error_type if failure else "", stack=failure.stack if failure else [],
         )  # fmt: skip
         self._record(delivery)
         return delivery, failure
@@ -567,6 +570,8 @@ class LocalRuntime:
             request_id=request_id,
             result=result,
             logs=lines,
+            error_type=failure.error_type if failure else "",
+            stack=failure.stack if failure else [],
         )
         self._record(delivery)
         return delivery, failure
@@ -692,6 +697,7 @@ class LocalRuntime:
 
 
 _WORKER = str(Path(__file__).with_name("worker.py"))
+TIMEOUT_MARGIN_S = 0.5  # the pipe round trip on top of the handler's own time
 _INSTANCE_LOST = ("FunctionTimeout", "InstanceCrashed")
 
 
@@ -730,7 +736,7 @@ class _ProcessInstance:
             self.close()
             return _lost("InstanceCrashed", "the function instance exited before it took the request")
         reader.start()
-        reader.join(self.fn.timeout_s + 5)  # FC's Timeout, in wall seconds (handlers run in real time)
+        reader.join(self.fn.timeout_s + TIMEOUT_MARGIN_S)  # FC's Timeout, in wall seconds (handlers run in real time)
         if reader.is_alive():
             self.close()
             return _lost("FunctionTimeout", f"Function timed out after {self.fn.timeout_s} seconds")

@@ -216,7 +216,8 @@ class FcService:
         if delivery.outcome != "ok":
             headers["x-fc-error-type"] = "UnhandledInvocationError"
             error_type, _, message = (delivery.error or "Error: unknown").partition(": ")
-            body = {"errorMessage": message, "errorType": error_type, "stackTrace": []}
+            stack = [line.rstrip("\n") for line in delivery.stack]
+            body = {"errorMessage": message, "errorType": delivery.error_type or error_type, "stackTrace": stack}
             return Reply(200, raw=json.dumps(body).encode(), headers=headers)
         result = delivery.result
         raw = b"" if result is None else result.encode() if isinstance(result, str) else json.dumps(result).encode()

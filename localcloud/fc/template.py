@@ -51,7 +51,7 @@ DEFAULT_MAX_EVENT_AGE_S = 86400
 # ROS template sections (ROS "Template structure"); the local runtime runs the first six.
 _RUN_SECTIONS = ("ROSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Resources", "Outputs")
 _ROS_ONLY_SECTIONS = ("Mappings", "Conditions", "Rules", "Locals", "Transform", "Workspace")
-_RESOURCE_KEYS = ("Type", "Properties", "Metadata", "DependsOn", "DeletionPolicy")
+_RESOURCE_KEYS = ("Type", "Properties", "Metadata", "DependsOn", "DeletionPolicy", "Description")
 _ROS_ONLY_RESOURCE_KEYS = ("Condition", "Count")
 _ROLE, _RULE = "ALIYUN::RAM::Role", "ALIYUN::EventBridge::Rule"
 _FUNCTION, _TRIGGER, _ASYNC = "ALIYUN::FC3::Function", "ALIYUN::FC3::Trigger", "ALIYUN::FC3::AsyncInvokeConfig"
@@ -241,6 +241,10 @@ class _Loader:
         self.account_id = account_id
         self.resources: dict[str, dict[str, Any]] = {}
         self.parameters: dict[str, str] = {}
+        self.typed: dict[str, Any] = {}
+        self._trigger_names: dict[
+            tuple[str, str], str
+        ] = {}  # parameter values as their Type makes them (what a Ref yields)
         self._resolving: set[tuple[str, str]] = set()
 
     def error(
@@ -279,6 +283,7 @@ class _Loader:
         self.parameters = self._parameters()
         for logical_id in resources:
             self._depends_on(logical_id)
+        self._refuse_cycles()
         resolved: dict[str, dict[str, Any]] = {}
         problems: list[tuple[str, str, str]] = []  # (resource, property path, message): all of them, not the first
         for lid in resources:
@@ -366,6 +371,55 @@ class _Loader:
                 raise self.error("a resource cannot depend on itself", logical_id, "DependsOn")
         return list(names)
 
+    def _needs(self, logical_id: str) -> list[str]:
+        """What a resource must wait for: its DependsOn, and every resource its properties Ref, GetAtt or Sub."""
+        found: list[str] = list(self._depends_on(logical_id))
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                if len(value) == 1:
+                    ((key, argument),) = value.items()
+                    if key == "Ref" and argument in self.resources:
+                        found.append(argument)
+                    elif key == "Fn::GetAtt":
+                        target = argument.split(".", 1)[0] if isinstance(argument, str) else (argument or [None])[0]
+                        if target in self.resources:
+                            found.append(target)
+                    elif key == "Fn::Sub":
+                        text = argument[0] if isinstance(argument, list) and argument else argument
+                        for name in _SUB_VARIABLE.findall(text if isinstance(text, str) else ""):
+                            head = name.strip().split(".", 1)[0]
+                            if head in self.resources and not name.strip().startswith("!"):
+                                found.append(head)
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self.resources[logical_id].get("Properties") or {})
+        return [name for name in dict.fromkeys(found) if name != logical_id]
+
+    def _refuse_cycles(self) -> None:
+        """ROS refuses a template whose resources wait for each other in a circle (InvalidTemplate: Circular
+        Dependency Found), through DependsOn or through the references that imply an order."""
+        needs = {lid: self._needs(lid) for lid in self.resources}
+        done: set[str] = set()
+
+        def visit(lid: str, path: list[str]) -> None:
+            if lid in path:
+                cycle = [*path[path.index(lid) :], lid]
+                raise self.error(f"circular dependency: {' -> '.join(cycle)} (through DependsOn, Ref, Fn::GetAtt or "
+                                 "Fn::Sub); ROS cannot order these resources", cycle[0], "DependsOn")  # fmt: skip
+            if lid in done:
+                return
+            for other in needs[lid]:
+                visit(other, [*path, lid])
+            done.add(lid)
+
+        for lid in self.resources:
+            visit(lid, [])
+
     def _checked_properties(self, logical_id: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """The resource's Properties resolved, and what the ROS resource definition refuses in them."""
         kind = self.resources[logical_id]["Type"]
@@ -402,6 +456,10 @@ class _Loader:
             if kind not in self.schema.parameter_types:
                 raise self.error(f"Type {kind!r} is not a ROS parameter type ({', '.join(self.schema.parameter_types)})",
                                  prop=f"{where}.Type")  # fmt: skip
+            problem = _constraint_problem(spec)
+            if problem:
+                key = problem.split(" ", 1)[0]
+                raise self.error(problem, prop=f"{where}.{key}")
             if "Default" in spec:
                 problem = _parameter_problem(spec, _as_text(spec["Default"]))
                 if problem:
@@ -417,6 +475,7 @@ class _Loader:
             else:
                 raise self.error(f"parameter {name!r} is required (it has no Default) and was not given", prop=where)
             values[name] = value
+            self.typed[name] = _typed(kind, value)
         return values
 
     # -- intrinsic functions -------------------------------------------------------------------
@@ -445,11 +504,14 @@ class _Loader:
             return [self.resolve(v, resource, f"{prop}[{i}]") for i, v in enumerate(value)]
         return value
 
-    def _ref(self, name: Any, resource: str, prop: str) -> str:
+    def _ref(self, name: Any, resource: str, prop: str) -> Any:
         if name in self.parameters:
-            return self.parameters[name]
+            return self.typed.get(name, self.parameters[name])  # a Number parameter refers as a number, ...
         if name in self.pseudo:
             return self.pseudo[name]
+        if name in self.schema.pseudo_parameters:
+            raise self.error(f"Ref {name!r} is a valid ROS pseudo parameter but not run by the local runtime (it "
+                             f"runs {', '.join(self.pseudo)})", resource, prop)  # fmt: skip
         if name in self.resources:
             if name == resource:
                 raise self.error(f"Ref {name!r}: a resource cannot refer to itself", resource, prop)
@@ -487,7 +549,7 @@ class _Loader:
             if "." in name and not name.startswith("ALIYUN::"):
                 logical_id, attribute = name.split(".", 1)
                 return self._get_att([logical_id, attribute], resource, prop)
-            return self._ref(name, resource, prop)
+            return _as_text(self._ref(name, resource, prop))
 
         return _SUB_VARIABLE.sub(substitute, text)
 
@@ -538,8 +600,10 @@ class _Loader:
             if not isinstance(spec, dict) or "Value" not in spec:
                 raise self.error("an output is a mapping with a Value", prop=where)
             for part in spec:
-                if part not in ("Value", "Description", "Condition", "Label"):
-                    raise self.error(f"unknown output key {part!r} (Value, Description, Condition, Label)",
+                if part in ("Condition", "Export"):
+                    raise self.error(f"{part} is valid ROS but not run by the local runtime", prop=f"{where}.{part}")
+                if part not in self.schema.output_keys:
+                    raise self.error(f"unknown output key {part!r} (ROS allows {', '.join(self.schema.output_keys)})",
                                      prop=f"{where}.{part}")  # fmt: skip
             value = self.resolve(spec["Value"], "Outputs", f"{key}.Value")
             outputs[str(key)] = {"Value": _as_text(value), "Description": str(spec.get("Description", ""))}
@@ -684,6 +748,9 @@ class _Loader:
     ) -> None:
         fn = self._function_named(lid, "FunctionName", self._text(lid, "FunctionName"), functions)
         trigger_name = self._text(lid, "TriggerName")
+        other = self._trigger_names.setdefault((fn.name, trigger_name), lid)
+        if other != lid:  # FC's CreateTrigger refuses a second trigger of the same name on a function
+            raise self.error(f"{fn.name} already has a trigger named {trigger_name!r} ({other})", lid, "TriggerName")
         trigger_type = self._text(lid, "TriggerType")
         config = self._prop(lid, "TriggerConfig", required=True)
         if trigger_type == "eventbridge":
@@ -734,6 +801,10 @@ class _Loader:
         self._text(lid, "RuleName")
         pattern = self._pattern(lid, "FilterPattern", self._prop(lid, "FilterPattern"))
         status = self._text(lid, "Status", required=False, default="ENABLE")
+        if status not in ("ENABLE", "DISABLE"):  # ROS passes it through; EventBridge's CreateRule refuses others
+            raise self.error(
+                f"Status must be ENABLE or DISABLE (EventBridge CreateRule), got {status!r}", lid, "Status"
+            )
         targets = self._prop(lid, "Targets")
         routes = []
         for i, target in enumerate(targets):
@@ -772,6 +843,37 @@ class _Loader:
         return self._function_named(lid, f"{prop}.Endpoint", by_endpoint, functions)
 
 
+def _typed(kind: Any, value: str) -> Any:
+    """A parameter's value as its ROS Type makes it (Ref to a Number parameter is a number, to Json an object...)."""
+    try:
+        if kind == "Number":
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value else number
+        if kind == "Boolean":
+            return value.lower() == "true"
+        if kind == "Json":
+            return json.loads(value)
+        if kind == "CommaDelimitedList":
+            return [part.strip() for part in value.split(",")] if value else []
+    except ValueError:
+        pass  # _parameter_problem already refused what does not convert
+    return value
+
+
+def _constraint_problem(spec: dict[str, Any]) -> str | None:
+    """A constraint of the declaration itself that is not what ROS expects (MinLength: abc)."""
+    for key in ("MinLength", "MaxLength", "MinValue", "MaxValue"):
+        if key in spec:
+            try:
+                float(spec[key])
+            except (TypeError, ValueError):
+                return f"{key} must be a number, got {spec[key]!r}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and not isinstance(allowed, list):
+        return f"AllowedValues must be a list, got {allowed!r}"
+    return None
+
+
 def _parameter_problem(spec: dict[str, Any], value: str) -> str | None:
     """Why ROS would refuse `value` for a parameter declared by `spec`, or None (ROS "Parameters" constraints)."""
     kind = spec.get("Type")
@@ -803,9 +905,9 @@ def _parameter_problem(spec: dict[str, Any], value: str) -> str | None:
     elif kind == "Boolean" and value.lower() not in ("true", "false"):
         return "a Boolean parameter takes true or false"
     if kind in ("String", "CommaDelimitedList"):
-        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        if "MinLength" in spec and len(value) < float(spec["MinLength"]):
             return f"shorter than MinLength {spec['MinLength']}"
-        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        if "MaxLength" in spec and len(value) > float(spec["MaxLength"]):
             return f"longer than MaxLength {spec['MaxLength']}"
     return None
 

@@ -918,7 +918,11 @@ class RosService(Service):
                 raise self._failure(lid, error) from None
         elif kind == _FUNCTION:
             # The code in use was fetched for the committed spec; the same Code property reuses it (no fetch).
-            committed = stack.spec.properties.get(lid) if stack.spec.type_of(lid) == _FUNCTION else None
+            committed = (
+                stack.spec.properties.get(lid)
+                if lid in stack.spec.properties and stack.spec.type_of(lid) == _FUNCTION
+                else None
+            )
             in_use = lid in stack.code_dirs and committed is not None and committed.get("Code") == props.get("Code")
             if not in_use:
                 operation.code_dirs[lid] = self._fetch_code(stack, lid, props.get("Code"))

@@ -376,8 +376,8 @@ def _refusal(exc: Exception, args: argparse.Namespace) -> Any:
     region = getattr(args, "region", None) or os.environ.get("ALIBABA_CLOUD_REGION_ID") or "the region"
     if isinstance(exc, RetryableError):
         if exc.code == "Unreachable":
-            where = (f"the local cloud at {endpoint}: is it running? Start one with `python -m localcloud serve "
-                     "--port 8080` and pass the endpoint it prints" if endpoint
+            where = (f"the local cloud at {endpoint}: is it running? Start a bare region to deploy into with "
+                     "`bakery local serve --bare --port 8080` and pass the endpoint it prints" if endpoint
                      else f"Alibaba Cloud in {region}: check the network and the region id")  # fmt: skip
             return DeployError(EXIT_PROBLEM, "unreachable", f"Cannot reach {where} ({str(exc).split(':', 1)[0]}).")
         return DeployError(EXIT_PROBLEM, "try-again", f"{exc}. Try again in a moment.")

@@ -298,6 +298,63 @@ CASES: list[tuple[str, Mutation | None, dict[str, str], str | None, str, str]] =
         "Parameters.RetentionDays",
         "declares no such parameter",
     ),
+    # found by a red-team pass: ROS (or the service behind a resource) refuses these too
+    (
+        "circular-depends-on",
+        lambda doc: doc["Resources"]["BakeFunction"].update(DependsOn=["BakeRequestedRule"]),
+        {},
+        "BakeFunction",
+        "DependsOn",
+        "circular dependency: BakeFunction -> BakeRequestedRule -> BakeFunction",
+    ),
+    (
+        "circular-through-getatt",
+        lambda doc: doc["Resources"]["FunctionRole"].update(DependsOn=["BakeFunction"]),
+        {},
+        "FunctionRole",
+        "DependsOn",
+        "circular dependency: FunctionRole -> BakeFunction -> FunctionRole",
+    ),
+    (
+        "rule-status-not-enable-or-disable",
+        _set("CheckRule", ["Status"], "ENABLED"),
+        {},
+        "CheckRule",
+        "Status",
+        "ENABLE or DISABLE",
+    ),
+    (
+        "duplicate-trigger-name",
+        lambda doc: doc["Resources"].update(SecondTagTrigger=copy.deepcopy(doc["Resources"]["BakeOnTagTrigger"])),
+        {},
+        "SecondTagTrigger",
+        "TriggerName",
+        "already has a trigger named 'on-instance-tagged'",
+    ),
+    (
+        "pseudo-parameter-not-run-locally",
+        _set("BakeFunction", ["Description"], {"Ref": "ALIYUN::NoValue"}),
+        {},
+        "BakeFunction",
+        "Description",
+        "valid ROS pseudo parameter but not run",
+    ),
+    (
+        "output-export-not-run-locally",
+        lambda doc: doc["Outputs"]["EventBusName"].update(Export={"Name": "bus"}),
+        {},
+        None,
+        "Outputs.EventBusName.Export",
+        "valid ROS but not run",
+    ),
+    (
+        "parameter-constraint-not-a-number",
+        _parameter("CodePrefix", MinLength="abc"),
+        {},
+        None,
+        "Parameters.CodePrefix.MinLength",
+        "MinLength must be a number",
+    ),
 ]
 
 
@@ -352,3 +409,30 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert len(caught.value.problems) == 3
     assert all(name in str(caught.value) for name in ("BakeFunction.MemorySize", "CheckFunction.Runtime",
                                                       "FunctionRole.Policies"))  # fmt: skip
+
+
+def _typed_parameters(doc: dict[str, Any]) -> None:
+    doc["Parameters"].update(Mem={"Type": "Number", "Default": 256}, Env={"Type": "Json", "Default": '{"A": "1"}'},
+                             Net={"Type": "Boolean", "Default": "true"},
+                             Layers={"Type": "CommaDelimitedList", "Default": "acs:fc:r:1:layers/a/versions/1"})  # fmt: skip
+    props = doc["Resources"]["LifecycleFunction"]["Properties"]
+    props.update(MemorySize={"Ref": "Mem"}, EnvironmentVariables={"Ref": "Env"}, InternetAccess={"Ref": "Net"},
+                 Layers={"Ref": "Layers"})  # fmt: skip
+    doc["Resources"]["LifecycleFunction"]["Description"] = "a resource-level Description is valid ROS"
+    doc["Outputs"]["EventBusName"]["NoEcho"] = "false"
+
+
+def test_refs_to_typed_parameters_and_other_valid_ros_are_accepted(tmp_path: Path) -> None:
+    # Given a copy that feeds Number, Json, Boolean and CommaDelimitedList parameters to properties of those types,
+    # and carries a resource Description and an output NoEcho (all valid ROS)
+    document = copy.deepcopy(DOCUMENT)
+    _typed_parameters(document)
+    path = tmp_path / "template.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    (tmp_path / "functions").symlink_to(ROOT / "functions")
+    # When it is loaded / Then nothing is refused, and the values arrive typed
+    template = load_template(path, PARAMETERS, region=REGION, account_id=ACCOUNT)
+    fn = template.function("LifecycleFunction")
+    assert fn.memory_mb == 256
+    assert fn.env == {"A": "1"}
+    assert template.resources["LifecycleFunction"]["Properties"]["Layers"] == ["acs:fc:r:1:layers/a/versions/1"]

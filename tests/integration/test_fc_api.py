@@ -64,8 +64,8 @@ def rig(tmp_path: Path, transport: str) -> Iterator[Callable[..., Rig]]:
             stack.callback(cloud.close)
             env = stack.enter_context(running(cloud, "http" if isolated else transport))
             record_file = tmp_path / "records.jsonl"
-            loaded = load_template(TEMPLATES / template, {"RecordFile": str(record_file)}, region=cloud.region,
-                                   account_id=cloud.account_id)  # fmt: skip
+            given = {"RecordFile": str(record_file)} if "RecordFile" in (TEMPLATES / template).read_text() else {}
+            loaded = load_template(TEMPLATES / template, given, region=cloud.region, account_id=cloud.account_id)
             ensure_buses(env.eventbridge, loaded.buses, description="fixture")
             if isolated:  # what a ROS stack does once its resources exist
                 cloud.fc.deploy("fixture", loaded)
@@ -107,6 +107,7 @@ def test_a_function_error_is_signalled_by_the_error_type_header(rig: Callable[..
     assert response.headers["x-fc-error-type"] == "UnhandledInvocationError"
     body = json.loads(response.body.read())
     assert (body["errorType"], body["errorMessage"]) == ("RuntimeError", "boom on call 1")
+    assert any("raise RuntimeError" in line for line in body["stackTrace"])
     # ... and a synchronous call is never retried
     assert [d.attempt for d in r.runtime.deliveries] == [1]
 
@@ -229,3 +230,23 @@ def test_bakery_invoke_with_an_endpoint_goes_through_fc_s_api(
     # ... and an unknown function is bad input (exit 2), naming FC's error
     assert main(["invoke", "fx-nobody", str(event), "--endpoint", r.env.endpoint]) == 2
     assert "FunctionNotFound" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("transport", ["http"])
+def test_a_deployed_function_past_its_timeout_is_stopped_and_the_next_call_gets_a_fresh_instance(
+    rig: Callable[..., Rig],
+) -> None:
+    import time
+
+    # Given a deployed function with a 1-second Timeout
+    r = rig("runtime_sleeper.yml", isolated=True)
+    # When a call runs past it
+    started = time.monotonic()
+    response = r.invoke("fx-sleeper", b'{"seconds": 5}', x_fc_invocation_type="Sync")
+    # Then FC's timeout ends it, on time (not seconds later), as a function error
+    assert time.monotonic() - started < 3
+    assert response.headers["x-fc-error-type"] == "UnhandledInvocationError"
+    assert json.loads(response.body.read())["errorType"] == "FunctionTimeout"
+    # ... and the next call is served by a new instance
+    again = r.invoke("fx-sleeper", b'{"seconds": 0}', x_fc_invocation_type="Sync")
+    assert again.body.read() == b"slept 0.0"

@@ -522,6 +522,21 @@ def test_update_that_adds_and_removes_resources(env: CloudEnv, fc: RecordingFc, 
     assert stack(env, created).status == "UPDATE_COMPLETE"
 
 
+def test_update_that_adds_a_function_creates_it(env: CloudEnv, fc: RecordingFc, created: str) -> None:
+    # Given a complete stack with one function (a red-team pass found the update crashed the clock: KeyError)
+    upload(env, "v1/fn2.zip", code_zip("2"))
+    second = FUNCTION.replace("\n  Fn:\n", "\n  Fn2:\n").replace("-fn\n", "-fn2\n").replace("fn.zip", "fn2.zip")
+    # When a second function is added by an update
+    update(env, created, template=TEMPLATE.replace("Outputs:", second.lstrip("\n") + "Outputs:"),
+           use_previous_parameters=True)  # fmt: skip
+    env.cloud.run_until_idle()
+    # Then it is created and the stack completes, running both functions
+    assert resources(env, created) == {"Role": "CREATE_COMPLETE", "Fn": "CREATE_COMPLETE", "Fn2": "CREATE_COMPLETE"}
+    assert stack(env, created).status == "UPDATE_COMPLETE"
+    (kind, name, code) = fc.calls[-1]
+    assert (kind, name, sorted(code)) == ("deploy", "app", ["app-fn", "app-fn2"])
+
+
 def test_failed_update_rolls_back_to_the_previous_template(env: CloudEnv, fc: RecordingFc, created: str) -> None:
     # Given a complete stack, and an update to a prefix nobody uploaded
     # When the update runs
