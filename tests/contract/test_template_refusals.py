@@ -212,9 +212,10 @@ CASES: list[tuple[str, Mutation | None, dict[str, str], str | None, str, str]] =
     ),
     (
         "ref-to-nothing",
-        _set("CheckFunction", ["EnvironmentVariables", "BAKERY_EVENT_BUS"], {"Ref": "NotifyBus"}),
+        # the environment is one YAML anchor on BakeFunction that the other functions alias
+        _set("BakeFunction", ["EnvironmentVariables", "BAKERY_EVENT_BUS"], {"Ref": "NotifyBus"}),
         {},
-        "CheckFunction",
+        "BakeFunction",
         "EnvironmentVariables.BAKERY_EVENT_BUS",
         "Ref 'NotifyBus' names no parameter",
     ),
