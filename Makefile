@@ -50,10 +50,10 @@ serve: setup                    ## serve the bundled demo region on 127.0.0.1:80
 	$(BIN)/python -m localcloud serve --port 8080
 
 package: setup                  ## dist/<function>.zip for every function in template.yml (FC python3.10, manylinux x86_64)
-	$(BIN)/python -m localcloud.package --out dist/
+	$(BIN)/python -m bakery_tools.package --out dist/
 
 ros-schema: setup               ## rewrite localcloud/fc/ros_schema.json from the pinned ROS CDK packages
-	$(BIN)/python -m localcloud.fc.ros_schema regenerate
+	$(BIN)/python -m localcloud.fc.ros_schema_extract regenerate
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

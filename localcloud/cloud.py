@@ -11,68 +11,25 @@ import hashlib
 import json
 import random
 import re
-import string
 import threading
 import traceback
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.clock import VirtualClock
 from localcloud.errors import ApiError
 from localcloud.events import EventHub
 from localcloud.faults import FaultPlan
+from localcloud.fc.service import FcService
+from localcloud.ids import IdFactory
+from localcloud.reply import Reply
 from localcloud.scenario import Scenario
+from localcloud.services.ecs import EcsService
+from localcloud.services.eventbridge import EventBridgeService
+from localcloud.services.oos import OosService
+from localcloud.services.oss import OssService
+from localcloud.services.ros import RosService
 from localcloud.wire import ApiRequest, RestRequest
-
-
-class IdFactory:
-    """Resource ids shaped like the real ones (`m-bp1…`), drawn from the seeded RNG."""
-
-    _ALPHABET = string.ascii_lowercase + string.digits
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-
-    def resource(self, prefix: str) -> str:
-        return f"{prefix}-bp1" + "".join(self.rng.choice(self._ALPHABET) for _ in range(17))
-
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def request_id(self) -> str:
-        return self.uuid().upper()
-
-
-JSON_CONTENT_TYPE = "application/json;charset=utf-8"
-
-
-@dataclass
-class Reply:
-    """What a transport sends back: HTTP status, JSON body, extra headers, latency to add.
-
-    A REST service may answer raw bytes instead (`raw`, sent as is with `content_type`: an OSS object, an
-    XML error); `body` is then ignored. A `Content-Length` in `headers` wins over the payload's length (HEAD).
-    """
-
-    status: int
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    latency_ms: int = 0
-    raw: bytes | None = None
-    content_type: str = JSON_CONTENT_TYPE
-
-    def wire(self) -> tuple[bytes, dict[str, str]]:
-        """The bytes to send and every header: Content-Type, Content-Length, then the reply's own (which win)."""
-        payload = self.raw if self.raw is not None else json.dumps(self.body).encode()
-        headers = {"Content-Type": self.content_type, "Content-Length": str(len(payload))}
-        for key, value in self.headers.items():
-            for existing in [k for k in headers if k.lower() == key.lower()]:
-                del headers[existing]
-            headers[key] = value
-        return payload, headers
-
 
 _RESOURCE_ID = re.compile(r"^(i|m|s|d|t|c|exec)-[\w-]+$")
 _RESOURCE_TYPE_BY_PREFIX = {
@@ -118,12 +75,6 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _boot(self) -> None:
-        from localcloud.services.ecs import EcsService
-        from localcloud.services.eventbridge import EventBridgeService
-        from localcloud.services.oos import OosService
-        from localcloud.services.oss import OssService
-        from localcloud.services.ros import RosService
-
         scenario = self.scenario
         self.region = scenario.region
         self.account_id = scenario.account_id
@@ -147,8 +98,6 @@ class LocalCloud:
         self.ecs.load_images(scenario.images)
         self.ecs.load(scenario.instances)
         self.services["oss"] = self.oss  # REST: answered through handle_rest, not by action
-        from localcloud.fc.service import FcService
-
         self.fc = FcService(self)
         self.services["fc"] = self.fc  # FC 3.0's ROA API over the functions this cloud runs
         self.services["ros"] = self.ros = RosService(self)  # stacks: created resource by resource on the clock

@@ -37,7 +37,8 @@ from typing import Any
 import yaml
 
 from localcloud.clock import DEFAULT_START
-from localcloud.guest.sandbox import GuestSpec
+from localcloud.guest.spec import GuestSpec
+from localcloud.services.oss.model import bucket_name_problem
 
 
 class ScenarioError(ValueError):
@@ -244,8 +245,6 @@ class Scenario:
 
 
 def _buckets_from(value: Any, source: str) -> list[BucketSpec]:
-    from localcloud.services.oss import bucket_name_problem
-
     buckets: list[BucketSpec] = []
     for index, raw in enumerate(_list(value, source, "buckets")):
         where = f"buckets[{index}]"

@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud.admin import PREFIX, handle_admin
-from localcloud.cloud import LocalCloud, Reply
+from localcloud.cloud import LocalCloud
 from localcloud.errors import ApiError
+from localcloud.reply import Reply
 from localcloud.wire import parse_request, rest_request, route
 
 

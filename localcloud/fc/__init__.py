@@ -10,7 +10,8 @@ against a LocalCloud on its virtual clock.
 """
 
 from localcloud.fc.context import Credentials, FCContext, invocation_env, make_context
-from localcloud.fc.runtime import DeadLetter, Delivery, LocalRuntime
+from localcloud.fc.deliveries import DeadLetter, Delivery
+from localcloud.fc.runtime import LocalRuntime
 from localcloud.fc.schedule import Schedule, ScheduleError, parse_schedule
 from localcloud.fc.template import FunctionDef, RoleDef, Route, Template, TemplateError, TimerDef, load_template
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.fc.template import FunctionDef
+from localcloud.fc.template.model import FunctionDef
 
 ENDPOINT_ENV = "BAKERY_CLOUD_ENDPOINT"
 

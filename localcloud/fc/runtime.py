@@ -25,36 +25,35 @@ local runs of the source tree) or as their own process (`isolated=True`: `worker
 Python with only the code directory on sys.path — how stacks deployed from an uploaded zip run, so the
 artifact itself is what is tested). Custom buses are not created here: like ROS, the runtime requires the
 buses its rules use to exist (the deploy step creates them) and refuses to start otherwise.
+
+How an instance runs (in-process, or as a process) is `instances.py`; what is recorded of each invocation
+(Delivery, DeadLetter) and the reports made from it are `deliveries.py`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-import io
 import itertools
 import json
-import logging
 import os
 import random
 import re
-import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from localcloud.fc.context import ENDPOINT_ENV, Credentials, instance_id, invocation_env, make_context
+from localcloud.fc.deliveries import DeadLetter, Delivery, Failure, failure_destination_data, summarize, trace_table
+from localcloud.fc.instances import INSTANCE_LOST, ProcessInstance, answer_outcome, call_in_process
 from localcloud.fc.schedule import Schedule, parse_schedule
-from localcloud.fc.template import FunctionDef, Template, TemplateError, TimerDef
+from localcloud.fc.template.model import FunctionDef, Template, TemplateError, TimerDef
 
 if TYPE_CHECKING:
     from localcloud.clock import _Timer
@@ -65,50 +64,6 @@ FAILURE_EVENT_TYPE = "fc:AsyncInvoke:Failure"
 MAX_ITERATIONS = 1_000_000
 _BUS_ARN = re.compile(r"^acs:eventbridge:[^:]*:[^:]*:eventbus/([^/]+)$")
 _RUNTIME_IDS = itertools.count(1)
-
-Outcome = Literal["ok", "error", "dead-letter", "expired"]
-
-
-@dataclass
-class Delivery:
-    """One invocation (or one expired event that was not invoked)."""
-
-    seq: int
-    event_id: str
-    event_type: str  # CloudEvent type; "timer" for timer triggers; "invoke" for invoke() of a non-event
-    source: str  # CloudEvent source; the trigger name for timers
-    function: str
-    attempt: int  # 1 for the first delivery, 2 for the first retry, ...
-    outcome: Outcome
-    error: str | None
-    simulated_time: str
-    wall_ms: float
-    request_id: str
-    result: Any
-    logs: list[str]
-    error_type: str = ""  # the exception's type name when outcome is error/dead-letter
-    stack: list[str] = field(default_factory=list)  # its stack trace, as FC's errorResponse stackTrace
-
-
-@dataclass
-class DeadLetter:
-    event: Any  # the event as delivered (parsed JSON), or its text
-    function: str
-    attempts: int  # invocations made
-    error: str | None
-    reason: Literal["retries-exhausted", "expired"]
-    simulated_time: str
-    published_to: str | None  # the OnFailure bus the failure event went to, if any
-
-
-@dataclass
-class _Failure:
-    error_type: str
-    message: str
-    stack: list[str]
-
-    def __str__(self) -> str:
-        return f"{self.error_type}: {self.message}"
 
 
 @dataclass
@@ -123,75 +78,7 @@ class _Job:
     source: str
     enqueued_at: float  # virtual epoch when the event reached FC: its age counts from here
     attempt: int = 1
-    last_failure: _Failure | None = None
-
-
-class _LogCapture(logging.Handler):
-    """Formats records as the FC python runtime's log lines: `<time> <request id> [LEVEL] message`."""
-
-    def __init__(self, lines: list[str], prefix: str) -> None:
-        super().__init__(logging.NOTSET)
-        self.lines = lines
-        self.prefix = prefix
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not fail the invocation
-            message = str(record.msg)
-        if record.exc_info:
-            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        lines = message.splitlines() or [""]
-        self.lines.append(f"{self.prefix} [{record.levelname}] {lines[0]}")
-        self.lines.extend(lines[1:])
-
-
-class _StreamProxy(io.TextIOBase):
-    """sys.stdout / sys.stderr while a handler runs: its lines go into that delivery's logs.
-
-    One object per stream for the whole process, not one per call: a logging.StreamHandler that a
-    handler module creates on its first (cold) call keeps a reference to `sys.stdout`, and must
-    still write into the current delivery's logs on every later (warm) call. Outside a call it
-    passes writes on to the real stream.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.lines: list[str] | None = None
-        self.partial = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        if self.lines is None:
-            current = getattr(sys, self.name)
-            target = current if current is not self else getattr(sys, f"__{self.name}__")
-            return target.write(text) if target is not None else len(text)
-        self.partial += text
-        *complete, self.partial = self.partial.split("\n")
-        self.lines.extend(complete)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    @contextmanager
-    def capturing(self, lines: list[str]) -> Iterator[None]:
-        previous = getattr(sys, self.name)
-        self.lines, self.partial = lines, ""
-        setattr(sys, self.name, self)
-        try:
-            yield
-        finally:
-            if self.partial:
-                lines.append(self.partial)
-            self.lines, self.partial = None, ""
-            setattr(sys, self.name, previous)
-
-
-_STDOUT = _StreamProxy("stdout")
-_STDERR = _StreamProxy("stderr")
+    last_failure: Failure | None = None
 
 
 class LocalRuntime:
@@ -230,7 +117,7 @@ class LocalRuntime:
         self._own_events: set[int] = set()  # seqs of failure events the runtime itself published
         self._foreign_events = 0  # events seen that the runtime did not publish: "something happened"
         self._exec_lock = threading.RLock()  # one invocation at a time (and os.environ is process-wide)
-        self._processes: dict[str, _ProcessInstance] = {}
+        self._processes: dict[str, ProcessInstance] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -458,7 +345,7 @@ class LocalRuntime:
 
     def _invoke(
         self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
-    ) -> tuple[Delivery, _Failure | None]:
+    ) -> tuple[Delivery, Failure | None]:
         """Call the handler with the instance's environment; capture logs, result, error."""
         with self._exec_lock:
             if self.isolated:
@@ -469,12 +356,12 @@ class LocalRuntime:
 
     def _invoke_isolated(
         self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
-    ) -> tuple[Delivery, _Failure | None]:
+    ) -> tuple[Delivery, Failure | None]:
         request_id = self._uuid()
         simulated_time = self.cloud.clock.iso()
         instance = self._processes.get(fn.name)
         if instance is None:
-            instance = self._processes[fn.name] = _ProcessInstance(self.python, fn)
+            instance = self._processes[fn.name] = ProcessInstance(self.python, fn)
         env = invocation_env(
             fn, self.cloud.region, self.cloud.account_id, self.credentials, self.extra_env,
             instance=instance_id(fn, self._generations[fn.name]),
@@ -490,20 +377,9 @@ class LocalRuntime:
         started = time.perf_counter()
         answer = instance.call(payload, context, env, f"{self.cloud.clock.iso_millis()} {request_id}")
         wall_ms = (time.perf_counter() - started) * 1000
-        failure = None
-        error = answer.get("error")
-        if error:
-            failure = _Failure(str(error.get("errorType")), str(error.get("errorMessage")),
-                               [" ".join(frame) + "\n" for frame in error.get("stackTrace") or []])  # fmt: skip
-            if error.get("errorType") in _INSTANCE_LOST:
-                self._generations[fn.name] += 1  # the process is gone; the next call starts a new one
-        result = answer.get("result")
-        if isinstance(result, dict) and "bytes" in result:
-            import base64
-
-            result = base64.b64decode(result["bytes"]).decode("utf-8", "replace")
-        elif isinstance(result, dict):
-            result = result.get("value")
+        result, failure = answer_outcome(answer)
+        if failure is not None and failure.error_type in INSTANCE_LOST:
+            self._generations[fn.name] += 1  # the process is gone; the next call starts a new one
         delivery = Delivery(
             seq=len(self.deliveries) + 1, event_id=event_id, event_type=event_type, source=source, function=fn.name,
             attempt=attempt, outcome="ok" if failure is None else "error", error=None if failure is None else str(failure),
@@ -516,7 +392,7 @@ class LocalRuntime:
 
     def _invoke_in_process(
         self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int
-    ) -> tuple[Delivery, _Failure | None]:
+    ) -> tuple[Delivery, Failure | None]:
         request_id = self._uuid()
         simulated_time = self.cloud.clock.iso()
         context = make_context(
@@ -527,35 +403,9 @@ class LocalRuntime:
             fn, self.cloud.region, self.cloud.account_id, self.credentials, self.extra_env,
             instance=instance_id(fn, self._generations[fn.name]),
         )  # fmt: skip
-        lines: list[str] = []
-        capture = _LogCapture(lines, f"{self.cloud.clock.iso_millis()} {request_id}")
-        root = logging.getLogger()
-        saved_level = root.level
-        saved_env = dict(os.environ)
-        result: Any = None
-        failure: _Failure | None = None
-        os.environ.update(env)
-        root.addHandler(capture)
-        if root.level == logging.NOTSET or root.level > logging.INFO:
-            root.setLevel(logging.INFO)  # FC's python runtime logs INFO and above from the root logger
-        started = time.perf_counter()
-        try:
-            with _STDOUT.capturing(lines), _STDERR.capturing(lines):
-                handler = getattr(self._module(fn), fn.function_attr)
-                result = handler(payload, context)
-        except Exception as error:
-            # The stack starts in the handler's code, as FC reports it, not in this runtime.
-            tb = error.__traceback__.tb_next if error.__traceback__ is not None else None
-            failure = _Failure(type(error).__name__, str(error), traceback.format_exception(type(error), error, tb))
-            lines.append(f"{capture.prefix} [ERROR] {failure}")
-            lines.extend("".join(failure.stack).rstrip().splitlines())
-        finally:
-            wall_ms = (time.perf_counter() - started) * 1000
-            root.removeHandler(capture)
-            root.setLevel(saved_level)
-            _restore_environ(saved_env)
-        if isinstance(result, bytes):
-            result = result.decode("utf-8", "replace")
+        log_prefix = f"{self.cloud.clock.iso_millis()} {request_id}"
+        result, failure, lines, wall_ms = call_in_process(functools.partial(self._module, fn), fn, payload, context, env,
+                                                          log_prefix)  # fmt: skip
         delivery = Delivery(
             seq=len(self.deliveries) + 1,
             event_id=event_id,
@@ -603,7 +453,7 @@ class LocalRuntime:
         return module
 
     def _dead_letter(
-        self, fn: FunctionDef, job: _Job, reason: Literal["retries-exhausted", "expired"], failure: _Failure | None,
+        self, fn: FunctionDef, job: _Job, reason: Literal["retries-exhausted", "expired"], failure: Failure | None,
         request_id: str,
     ) -> None:  # fmt: skip
         cloud = self.cloud
@@ -614,25 +464,10 @@ class LocalRuntime:
             if match and match.group(1) in cloud.events.buses:
                 published_to = match.group(1)
                 function_arn = f"acs:fc:{cloud.region}:{cloud.account_id}:functions/{fn.name}"
-                data = {
-                    "timestamp": int(cloud.clock.now * 1000),
-                    "requestContext": {
-                        "requestId": request_id,
-                        "functionArn": function_arn,
-                        "condition": "EventAgeExceeded" if reason == "expired" else "UnhandledInvocationError",
-                        "approximateInvokeCount": attempts,
-                    },
-                    "requestPayload": job.payload.decode("utf-8", "replace"),
-                    "responseContext": {
-                        "statusCode": 200 if failure else 0,
-                        "functionError": "UnhandledInvocationError" if failure else "",
-                    },
-                    "responsePayload": json.dumps(
-                        {"errorMessage": failure.message, "errorType": failure.error_type, "stackTrace": failure.stack}
-                    )
-                    if failure
-                    else "",
-                }
+                data = failure_destination_data(
+                    now=cloud.clock.now, request_id=request_id, function_arn=function_arn, reason=reason,
+                    attempts=attempts, payload=job.payload, failure=failure,
+                )  # fmt: skip
                 event = cloud.events.envelope(
                     source="acs.fc", event_type=FAILURE_EVENT_TYPE, subject=function_arn, data=data, bus=published_to
                 )
@@ -655,119 +490,11 @@ class LocalRuntime:
     # -- reports -------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        by_function: dict[str, dict[str, int]] = {}
-        for d in self.deliveries:
-            row = by_function.setdefault(d.function, {"deliveries": 0, "ok": 0, "errors": 0, "expired": 0})
-            row["deliveries"] += 1
-            row["ok"] += d.outcome == "ok"
-            row["errors"] += d.outcome in ("error", "dead-letter")
-            row["expired"] += d.outcome == "expired"
-        return {
-            "deliveries": len(self.deliveries),
-            "ok": sum(d.outcome == "ok" for d in self.deliveries),
-            "errors": sum(d.outcome in ("error", "dead-letter") for d in self.deliveries),
-            "retries": sum(d.attempt > 1 and d.outcome != "expired" for d in self.deliveries),
-            "expired": sum(d.outcome == "expired" for d in self.deliveries),
-            "dead_letters": len(self.dead_letters),
-            "by_function": by_function,
-        }
+        return summarize(self.deliveries, self.dead_letters)
 
     def trace(self) -> str:
         """One row per delivery: when (virtual), what, to whom, which try, how it went."""
-        header = ("#", "simulated time", "function", "try", "outcome", "wall ms", "event", "error")
-        rows = [
-            (
-                str(d.seq),
-                d.simulated_time,
-                d.function,
-                str(d.attempt),
-                d.outcome,
-                f"{d.wall_ms:.1f}",
-                f"{d.event_type} {d.event_id}".strip() if d.event_type != "timer" else f"timer {d.source}",
-                _clip(d.error or "", 60),
-            )
-            for d in self.deliveries
-        ]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = [
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
-
-
-_WORKER = str(Path(__file__).with_name("worker.py"))
-TIMEOUT_MARGIN_S = 0.5  # the pipe round trip on top of the handler's own time
-_INSTANCE_LOST = ("FunctionTimeout", "InstanceCrashed")
-
-
-class _ProcessInstance:
-    """A warm FC instance as a child process running worker.py; started on first use (the cold start)."""
-
-    def __init__(self, python: str, fn: FunctionDef) -> None:
-        self.python = python
-        self.fn = fn
-        self.process: subprocess.Popen[str] | None = None
-
-    def _start(self) -> subprocess.Popen[str]:
-        # -I: no user site, no PYTHON* env, no script dir on sys.path; -S: no site-packages. The code
-        # directory alone is the import root, as on FC (FC_FUNC_CODE_PATH).
-        return subprocess.Popen(
-            [self.python, "-I", "-S", "-u", _WORKER, str(self.fn.code_dir), self.fn.module_path, self.fn.function_attr],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
-            cwd=str(self.fn.code_dir),
-        )  # fmt: skip
-
-    def call(self, payload: bytes, context: dict[str, Any], env: dict[str, str], log_prefix: str) -> dict[str, Any]:
-        import base64
-
-        if self.process is None or self.process.poll() is not None:
-            self.process = self._start()
-        process = self.process
-        assert process.stdin is not None and process.stdout is not None
-        request = {"payload": base64.b64encode(payload).decode(), "context": context, "env": env,
-                   "log_prefix": log_prefix}  # fmt: skip
-        answer: dict[str, Any] = {}
-        reader = threading.Thread(target=lambda: answer.update(self._read(process)), daemon=True)
-        try:
-            process.stdin.write(json.dumps(request) + "\n")
-            process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.close()
-            return _lost("InstanceCrashed", "the function instance exited before it took the request")
-        reader.start()
-        reader.join(self.fn.timeout_s + TIMEOUT_MARGIN_S)  # FC's Timeout, in wall seconds (handlers run in real time)
-        if reader.is_alive():
-            self.close()
-            return _lost("FunctionTimeout", f"Function timed out after {self.fn.timeout_s} seconds")
-        return answer
-
-    @staticmethod
-    def _read(process: subprocess.Popen[str]) -> dict[str, Any]:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            return _lost("InstanceCrashed", f"the function instance exited (code {process.wait()})")
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
-def _lost(error_type: str, message: str) -> dict[str, Any]:
-    return {"result": None, "error": {"errorType": error_type, "errorMessage": message, "stackTrace": []}, "logs": []}
-
-
-def _restore_environ(saved: dict[str, str]) -> None:
-    """Put os.environ back as it was, undoing the invocation env and whatever the handler set."""
-    for key in [k for k in os.environ if k not in saved]:
-        del os.environ[key]
-    for key, value in saved.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
+        return trace_table(self.deliveries)
 
 
 def _epoch(at: str | float) -> float:
@@ -777,8 +504,3 @@ def _epoch(at: str | float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -28,10 +28,10 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from localcloud.cloud import Reply
 from localcloud.errors import ApiError
 from localcloud.fc.runtime import LocalRuntime
-from localcloud.fc.template import FunctionDef, Template
+from localcloud.fc.template.model import FunctionDef, Template
+from localcloud.reply import Reply
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -67,7 +67,7 @@ class FcService:
 
         Deployed instances are processes that reach the cloud over HTTP, so the cloud must be served
         (`LocalCloudServer` sets `cloud.http_endpoint`). Raises ApiError for what stops FC from running them."""
-        from localcloud.package import find_python
+        from localcloud.fc.pythons import find_python
 
         endpoint = getattr(self.cloud, "http_endpoint", None)
         if not endpoint:

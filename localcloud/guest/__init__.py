@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from localcloud.guest.sandbox import (
-    OUTPUT_LIMIT_BYTES,
-    TIMEOUT_EXIT_CODE,
-    GuestDisk,
-    GuestSandbox,
-    GuestSpec,
-    ScriptResult,
-    disk_serial,
-    filesystem_uuid,
-)
+from localcloud.guest.runner import OUTPUT_LIMIT_BYTES, TIMEOUT_EXIT_CODE, ScriptResult
+from localcloud.guest.sandbox import GuestSandbox
+from localcloud.guest.spec import GuestDisk, GuestSpec, disk_serial, filesystem_uuid
 
 __all__ = [
     "OUTPUT_LIMIT_BYTES",

@@ -38,7 +38,7 @@ class Settings:
     unchecked_guest_policy: str = _var("BAKERY_UNCHECKED_GUEST_POLICY", "template", "block")  # block | warn
     unchecked_image_policy: str = _var("BAKERY_UNCHECKED_IMAGE_POLICY", "template", "fail")  # fail | promote
     retire_policy: str = _var("BAKERY_RETIRE_POLICY", "template", "delete")  # delete | deprecate
-    # Retention (bakery.lifecycle): images kept per family (tag `bakery:retention-keep` overrides it per
+    # Retention (bakery.families.retention): images kept per family (tag `bakery:retention-keep` overrides it per
     # family) and what happens to older ones.
     retention_keep: int = _var("BAKERY_RETENTION_KEEP", "template", 3)
     retention_action: str = _var("BAKERY_RETENTION_ACTION", "template", "deprecate")  # deprecate | delete

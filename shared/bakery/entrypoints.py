@@ -9,7 +9,8 @@ from bakery import events
 from bakery.errors import InvalidEvent
 from bakery.events import CloudEvent, TimerEvent
 from bakery.handler import fc_handler
-from bakery.pipeline import Pipeline, bake_id_for
+from bakery.pipeline import Pipeline
+from bakery.stages.claim import bake_id_for
 
 _IMAGE_ID = re.compile(r"^m-[\w-]+$")
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
@@ -110,7 +111,7 @@ repair = fc_handler("repair", route_repair, swept=True)
 
 def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
     """bakery:Image:Ready → retention for the image's family, then bakery:Family:RetentionApplied."""
-    from bakery import lifecycle as family_lifecycle
+    from bakery.families import plan as retention
 
     event = _cloud_event(event, "lifecycle")
     if event.type != events.IMAGE_READY:
@@ -121,8 +122,8 @@ def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[
         raise InvalidEvent(f"{event.type} event {event.id}: data.family must be a string ({family!r})")
     if not family:
         return {"family": None, "imageId": image_id, "retention": "skipped: the image was not promoted into a family"}
-    result = family_lifecycle.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_id)
-    pipeline.bus.publish(family_lifecycle.retention_applied(result, image_id))
+    result = retention.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_id)
+    pipeline.bus.publish(retention.retention_applied(result, image_id))
     return {k: v for k, v in result.to_dict().items() if k != "decisions"}
 
 

@@ -1,7 +1,10 @@
-"""The tag vocabulary. A bake's state lives in tags on its image and a pointer on its instance, so the
-console shows it, the functions stay stateless, and the sweep can rebuild everything from tag queries."""
+"""The tag vocabulary (keys). A bake's state lives in tags on its image and a pointer on its instance, so the
+console shows it, the functions stay stateless, and the sweep can rebuild everything from tag queries; the
+values of `bakery:state` and their transitions are bakery.state."""
 
 from __future__ import annotations
+
+from bakery import state
 
 # Set by the operator on the instance.
 TRIGGER = "bakery:bake"  # "true" starts a bake
@@ -38,10 +41,12 @@ REPAIRED_FROM = "bakery:repaired-from"
 # DiskDeviceMapping order (the first is the system disk); continued in `-2`, `-3`... when over 128 chars.
 SOURCE_SNAPSHOTS = "bakery:source-snapshots"
 
-# Values of STATE.
-PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED, REPAIRING, REPAIRED, READY, FAILED, RETIRED = (
-    "preflight", "stopping", "creating", "checking", "check-failed", "repairing", "repaired", "ready", "failed", "retired",
-)  # fmt: skip
+# The values of STATE, where each lives and how they move are bakery.state (the model of a bake's state); they
+# stay readable as tags.X for the tooling. New code uses bakery.state.
+PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED = (
+    state.PREFLIGHT, state.STOPPING, state.CREATING, state.CHECKING, state.CHECK_FAILED)  # fmt: skip
+REPAIRING, REPAIRED, READY, FAILED, RETIRED = (
+    state.REPAIRING, state.REPAIRED, state.READY, state.FAILED, state.RETIRED)  # fmt: skip
 
 
 def truthy(value: str | None) -> bool:

@@ -47,12 +47,13 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_eventbridge20200401 import models as eb_models
 from alibabacloud_eventbridge20200401.client import Client as EbClient
 
-from bakery.local import LOCAL_PARAMETERS, OPERATOR_KEY
+from bakery_tools.local import LOCAL_PARAMETERS, OPERATOR_KEY
+from bakery_tools.package import build, read_functions
 from localcloud import Scenario
 from localcloud.fc.context import Credentials, invocation_env
+from localcloud.fc.pythons import find_python
 from localcloud.fc.schedule import parse_schedule
 from localcloud.fc.template import Template, load_template
-from localcloud.package import build, find_python, read_functions
 from localcloud.testing import sdk_config
 
 ROOT = Path(__file__).resolve().parents[2]

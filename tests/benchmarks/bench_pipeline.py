@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bakery.local import LocalRun
+from bakery_tools.local import LocalRun
 from localcloud import Scenario
 
 TIMINGS = {"image_seconds_per_gib": 10, "usable_seconds": 30, "check_seconds": 300}

@@ -1,9 +1,10 @@
 """Contract: what `make package` ships is what FC runs.
 
 - one zip per function in template.yml, named as its Code.OssObjectName says, with index.py at the root,
-  the whole bakery package (preflight.sh executable) and the SDKs vendored for the runtime;
+  the whole bakery package (preflight.sh executable) and the SDKs vendored for the runtime — the deployed
+  library only: no bakery_tools (the tooling) and no localcloud (the emulator) in it;
 - each handler imports FROM ITS ZIP ALONE in a clean python3.10 (`-I -S`: sys.path is the unzipped
-  directory plus the standard library), without localcloud, yaml, responses or croniter; the SDK clients
+  directory plus the standard library), without bakery_tools, localcloud, yaml, responses or croniter; the SDK clients
   it imports on its first call import too, and a foreign event is dropped, as on FC;
 - the vendored SDKs are the versions the test suite runs against; the zips are byte-for-byte reproducible.
 
@@ -22,23 +23,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from localcloud.package import (
-    Artifact,
-    FunctionSpec,
-    PackageError,
-    build,
-    closure,
-    find_python,
-    project_requirements,
-    read_functions,
-    site_finder,
-    target_environment,
-    vendor,
-)
+from bakery_tools.package import Artifact, FunctionSpec, PackageError, build, project_requirements, read_functions
+from bakery_tools.vendor import closure, site_finder, target_environment, vendor
+from localcloud.fc.pythons import find_python
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yml"
-FORBIDDEN = ("localcloud", "yaml", "responses", "croniter")
+FORBIDDEN = ("bakery_tools", "localcloud", "yaml", "responses", "croniter")
+LIBRARY = ROOT / "shared" / "bakery"  # the deployed library: what a zip's bakery/ must be, module for module
 SDK_CLIENTS = ("alibabacloud_ecs20140526.client", "alibabacloud_oos20190601.client",
                "alibabacloud_eventbridge20200401.client")  # fmt: skip
 SPECS = read_functions(TEMPLATE)
@@ -147,6 +139,21 @@ def test_zip_layout(spec: FunctionSpec, artifacts: dict[str, Artifact]) -> None:
     assert not tops & {*FORBIDDEN, "tests", "functions", "shared", "bin"}, sorted(tops & {*FORBIDDEN, "tests", "bin"})
     assert not [n for n in names if n.endswith(".pyc") and ".cpython-" not in n]
     assert not [n for n in names if n.endswith("direct_url.json")]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_zip_ships_the_library_and_no_tooling(spec: FunctionSpec, artifacts: dict[str, Artifact]) -> None:
+    with zipfile.ZipFile(artifacts[spec.artifact].path) as archive:
+        names = archive.namelist()
+    assert [n for n in names if n.startswith(("bakery_tools/", "localcloud/"))] == []
+    shipped = {n for n in names if n.startswith("bakery/") and n.endswith(".py")}
+    library = {
+        f"bakery/{p.relative_to(LIBRARY).as_posix()}" for p in LIBRARY.rglob("*.py") if "__pycache__" not in p.parts
+    }
+    assert sorted(shipped - library) == [], "modules in the zip that are not the library's"
+    assert sorted(library - shipped) == [], "library modules missing from the zip"
+    for former_tooling in ("cli", "cli_ops", "cli_lifecycle", "cli_deploy", "deploy", "local", "target", "terminal"):
+        assert f"bakery/{former_tooling}.py" not in shipped
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from localcloud.fc import ros_schema
-from localcloud.fc.ros_schema import CdkPackage, ExtractionError
+from localcloud.fc import ros_schema, ros_schema_extract
+from localcloud.fc.ros_schema_extract import CdkPackage, ExtractionError
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
@@ -31,7 +31,7 @@ PINNED = ("ros-cdk-core", "ros-cdk-fc3", "ros-cdk-eventbridge", "ros-cdk-ram")
 def fresh() -> dict[str, Any]:
     """A fresh extraction from the installed pinned packages (fails, with the install command, if they are not)."""
     try:
-        return ros_schema.extract(PYPROJECT)
+        return ros_schema_extract.extract(PYPROJECT)
     except ExtractionError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -66,7 +66,7 @@ def test_the_checked_in_schema_is_exactly_a_fresh_extraction(fresh: dict[str, An
     # Given the installed pinned ROS CDK packages
     # When the schema is extracted from them again
     # Then the checked-in file is byte for byte what regeneration would write
-    assert CHECKED_IN.read_text(encoding="utf-8") == ros_schema.dumps(fresh), (
+    assert CHECKED_IN.read_text(encoding="utf-8") == ros_schema_extract.dumps(fresh), (
         f"{CHECKED_IN.name} is out of date: run `make ros-schema`"
     )
 
@@ -287,7 +287,7 @@ def test_the_extractor_reads_a_well_formed_generated_file() -> None:
         " min: 1, max: 64, })); }"
     )
     # When it is extracted
-    extracted = ros_schema.extract_generated(package, "lib/toy.generated.js")
+    extracted = ros_schema_extract.extract_generated(package, "lib/toy.generated.js")
     # Then the resource, its ROS-named property with the rule, and its attribute come out
     assert extracted == {
         "ALIYUN::TOY::Thing": {
@@ -305,7 +305,7 @@ def test_the_extractor_refuses_a_validator_statement_it_does_not_know() -> None:
     # When it is extracted
     # Then it fails, naming the function and the statement, instead of dropping the rule
     with pytest.raises(ExtractionError, match=r"RosThingPropsValidator.*ros\.validateUpperCase"):
-        ros_schema.extract_generated(_toy(statement), "lib/toy.generated.js")
+        ros_schema_extract.extract_generated(_toy(statement), "lib/toy.generated.js")
 
 
 def test_the_extractor_refuses_an_unknown_guarded_rule() -> None:
@@ -317,7 +317,7 @@ def test_the_extractor_refuses_an_unknown_guarded_rule() -> None:
     # When it is extracted
     # Then the error names the validator
     with pytest.raises(ExtractionError, match=r"ros\.validateDate"):
-        ros_schema.extract_generated(_toy(statement), "lib/toy.generated.js")
+        ros_schema_extract.extract_generated(_toy(statement), "lib/toy.generated.js")
 
 
 def test_the_extractor_refuses_an_unknown_top_level_statement() -> None:
@@ -327,7 +327,7 @@ def test_the_extractor_refuses_an_unknown_top_level_statement() -> None:
     # When it is extracted
     # Then the error names the line
     with pytest.raises(ExtractionError, match=r"toy\.generated\.js:\d+.*registerSomething"):
-        ros_schema.extract_generated(
+        ros_schema_extract.extract_generated(
             CdkPackage(
                 package.name, package.version, package.tarball, package.assembly, {"lib/toy.generated.js": source}
             ),
@@ -342,7 +342,7 @@ def test_the_extractor_refuses_a_validator_that_disagrees_with_the_jsii_types() 
     # When it is extracted
     # Then the disagreement is an error, not a guess
     with pytest.raises(ExtractionError, match=r"types differ"):
-        ros_schema.extract_generated(package, "lib/toy.generated.js")
+        ros_schema_extract.extract_generated(package, "lib/toy.generated.js")
 
 
 def test_a_pinned_package_that_is_not_installed_fails_with_how_to_install_it() -> None:
@@ -350,7 +350,7 @@ def test_a_pinned_package_that_is_not_installed_fails_with_how_to_install_it() -
     # When its package is loaded
     # Then the error says which pin and how to install it
     with pytest.raises(ExtractionError, match=r"ros-cdk-not-a-package==1\.0\.0 .*not installed.*pip install -e"):
-        ros_schema.load_package("ros-cdk-not-a-package", "1.0.0")
+        ros_schema_extract.load_package("ros-cdk-not-a-package", "1.0.0")
 
 
 def test_a_pinned_package_at_another_version_fails_with_how_to_install_it() -> None:
@@ -358,4 +358,4 @@ def test_a_pinned_package_at_another_version_fails_with_how_to_install_it() -> N
     # When its package is loaded
     # Then the error names both versions and the install command
     with pytest.raises(ExtractionError, match=r"ros-cdk-core==0\.0\.1 .*1\.15\.0 is installed.*pip install -e"):
-        ros_schema.load_package("ros-cdk-core", "0.0.1")
+        ros_schema_extract.load_package("ros-cdk-core", "0.0.1")

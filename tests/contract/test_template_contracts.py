@@ -26,8 +26,8 @@ from bakery import events
 from bakery.adapters.oos import REPAIR_TEMPLATE_ACTIONS
 from bakery.clients import reset_clients
 from bakery.config import Settings
-from bakery.local import LOCAL_PARAMETERS
 from bakery.pipeline import Pipeline
+from bakery_tools.local import LOCAL_PARAMETERS
 from localcloud import Scenario
 from localcloud.fc import load_template
 from localcloud.fc.template import FunctionDef, Template
@@ -36,13 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yml"
 EVENTS = ROOT / "events"
 BAKERY_SRC = ROOT / "shared" / "bakery"
+TOOLS_SRC = ROOT / "shared" / "bakery_tools"
 ADAPTERS = BAKERY_SRC / "adapters"
 ROLE = "FunctionRole"
 RAM_SERVICES = ("ecs", "oos", "eventbridge")
 
 
 def local_template(path: Path = TEMPLATE) -> Template:
-    """The template exactly as a local run (bakery.local.LocalRun) loads it."""
+    """The template exactly as a local run (bakery_tools.local.LocalRun) loads it."""
     scenario = Scenario()
     parameters = {"RepairZoneId": f"{scenario.region}-h", **LOCAL_PARAMETERS}
     return load_template(path, parameters, region=scenario.region, account_id=scenario.account_id)
@@ -270,10 +271,11 @@ def test_every_function_runs_as_the_function_role(function: str) -> None:
 
 
 def _published_types() -> tuple[set[str], list[str]]:
-    """Types of every `BakeryEvent(<type>, ...)` constructed in shared/bakery (events.CONST or a literal)."""
+    """Types of every `BakeryEvent(<type>, ...)` constructed in shared/bakery or the tooling (`bakery bake
+    --snapshots` publishes one), as events.CONST or a literal."""
     found: set[str] = set()
     unreadable: list[str] = []
-    for path in sorted(BAKERY_SRC.rglob("*.py")):
+    for path in sorted([*BAKERY_SRC.rglob("*.py"), *TOOLS_SRC.rglob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "BakeryEvent"):
                 continue

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bakery.local import LOCAL_PARAMETERS
+from bakery_tools.local import LOCAL_PARAMETERS
 from localcloud.fc.ros_schema import check_properties
 from localcloud.fc.template import TemplateError, load_template
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bakery.local import LOCAL_PARAMETERS
+from bakery_tools.local import LOCAL_PARAMETERS
 from localcloud import Scenario
 from localcloud.fc import TemplateError, load_template
 from localcloud.fc.template import Template
@@ -49,7 +49,7 @@ EXPECTED_DELIVERIES: dict[str, list[str]] = {
 
 
 def local_template(path: Path = TEMPLATE) -> Template:
-    """The template exactly as a local run (bakery.local.LocalRun) loads it."""
+    """The template exactly as a local run (bakery_tools.local.LocalRun) loads it."""
     scenario = Scenario()
     parameters = {"RepairZoneId": f"{scenario.region}-h", **LOCAL_PARAMETERS}
     return load_template(path, parameters, region=scenario.region, account_id=scenario.account_id)

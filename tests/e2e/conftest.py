@@ -23,7 +23,7 @@ import pytest
 from alibabacloud_ecs20140526 import models as m
 
 from bakery import tags
-from bakery.local import LocalRun
+from bakery_tools.local import LocalRun
 from localcloud import Scenario
 
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"

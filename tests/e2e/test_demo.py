@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.cli import main
+from bakery_tools.cli import main
 
 
 def test_the_demo_bakes_repairs_refuses_and_keeps_every_promise(capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +44,7 @@ def test_local_serve_lets_the_operator_commands_bake_end_to_end(capsys: pytest.C
 
     # Given `bakery local serve` (the demo region, untagged) with its clock at 1200x
     server = subprocess.Popen(
-        [sys.executable, "-m", "bakery.cli", "local", "serve", "--port", "0", "--speed", "1200"],
+        [sys.executable, "-m", "bakery_tools.cli", "local", "serve", "--port", "0", "--speed", "1200"],
         stdout=subprocess.PIPE,
         text=True,
     )

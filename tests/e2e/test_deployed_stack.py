@@ -18,9 +18,10 @@ from alibabacloud_ecs20140526 import models as m
 from alibabacloud_ecs20140526.client import Client as EcsClient
 
 from bakery import tags
-from bakery.cli import main
+from bakery_tools.cli import main
+from bakery_tools.package import PackageError, build
 from localcloud import LocalCloud, Scenario
-from localcloud.package import PackageError, build, find_python
+from localcloud.fc.pythons import find_python
 from localcloud.server import LocalCloudServer
 from localcloud.testing import sdk_config
 

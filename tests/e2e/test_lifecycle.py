@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from alibabacloud_ecs20140526 import models as m
 
-from bakery import lifecycle
 from bakery.adapters.ecs import Ecs
-from bakery.cli import main
 from bakery.config import Settings
+from bakery.families import cost, plan, rollback
+from bakery_tools.cli import main
 from localcloud import LocalCloud, Scenario
 from localcloud.server import LocalCloudServer
 from tests.e2e.conftest import Baked, trigger
@@ -101,7 +101,7 @@ def test_retention_with_delete_removes_old_images_and_their_snapshots_but_never_
     assert [status_of(baked, i) for i in ("m-web-v2", "m-web-v1")] == ["Deprecated", "Deprecated"]
     assert {"s-web-v2", "s-web-v1"} <= baked.snapshot_ids()
     ecs, settings = operator(baked, retention_keep=1, retention_action="delete")
-    why = {d.image_id: (d.action, d.reason, d.done) for d in lifecycle.plan(ecs, settings, "web")}
+    why = {d.image_id: (d.action, d.reason, d.done) for d in plan.plan(ecs, settings, "web")}
     assert why["m-web-v2"] == ("deprecate", "in use by instance i-app1", True)
     assert why["m-web-v1"] == ("deprecate", "in use by launch template lt-web v1", True)
 
@@ -112,8 +112,8 @@ def test_applying_retention_twice_changes_nothing_the_second_time(bake) -> None:
     ecs, settings = operator(baked, retention_keep=1, retention_action="delete")
 
     # When retention is applied twice
-    first = lifecycle.apply(ecs, settings, "web")
-    second = lifecycle.apply(ecs, settings, "web")
+    first = plan.apply(ecs, settings, "web")
+    second = plan.apply(ecs, settings, "web")
 
     # Then the first run deleted the two older images with their snapshots, the second had nothing to do
     assert (first.deleted, first.deleted_snapshots) == (["m-web-v2", "m-web-v1"], ["s-web-v2", "s-web-v1"])
@@ -127,8 +127,8 @@ def test_force_deletes_an_image_an_instance_runs(bake) -> None:
     ecs, settings = operator(baked, retention_keep=1, retention_action="delete")
 
     # When retention is applied without, then with force
-    kept = lifecycle.apply(ecs, settings, "web")
-    forced = lifecycle.apply(ecs, settings, "web", force=True)
+    kept = plan.apply(ecs, settings, "web")
+    forced = plan.apply(ecs, settings, "web", force=True)
 
     # Then it is only deprecated at first, and deleted (with its snapshot) when forced
     assert (kept.deprecated, kept.deleted) == (["m-web-v2"], ["m-web-v1"])
@@ -144,7 +144,7 @@ def test_without_a_family_the_plan_covers_every_family_with_bakery_images(bake) 
     ecs, settings = operator(baked)
 
     # When retention is planned for every family / Then only web is planned
-    assert {d.family for d in lifecycle.plan(ecs, settings)} == {"web"}
+    assert {d.family for d in plan.plan(ecs, settings)} == {"web"}
 
 
 # -- rollback and restore ------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_rollback_moves_the_family_to_the_previous_image_and_refuses_the_last_on
     assert baked.newest_in_family("web") == "m-web-v3"
 
     # When the family is rolled back
-    result = lifecycle.rollback(ecs, "web")
+    result = rollback.rollback(ecs, "web")
 
     # Then the newest image was unshared, then deprecated, and the family resolves to the previous one
     assert (result.deprecated, result.unshared, result.resolves_to) == ("m-web-v3", ("1111222233334444",), "m-web-v2")
@@ -167,8 +167,8 @@ def test_rollback_moves_the_family_to_the_previous_image_and_refuses_the_last_on
     assert status_of(baked, "m-web-v3") == "Deprecated"
 
     # When it is rolled back again / Then it is refused, naming the last Available image, which stays Available
-    with pytest.raises(lifecycle.Refused, match=r"m-web-v2 is its only Available image"):
-        lifecycle.rollback(ecs, "web")
+    with pytest.raises(rollback.Refused, match=r"m-web-v2 is its only Available image"):
+        rollback.rollback(ecs, "web")
     assert baked.newest_in_family("web") == "m-web-v2"
 
 
@@ -176,11 +176,11 @@ def test_restore_makes_a_rolled_back_image_available_again(bake) -> None:
     # Given a family rolled back from v3 to v2
     baked = bake({"images": HISTORY})
     ecs, _ = operator(baked)
-    lifecycle.rollback(ecs, "web")
+    rollback.rollback(ecs, "web")
 
     # When v3 is restored (twice: the second is a no-op)
-    result = lifecycle.restore(ecs, "m-web-v3")
-    again = lifecycle.restore(ecs, "m-web-v3")
+    result = rollback.restore(ecs, "m-web-v3")
+    again = rollback.restore(ecs, "m-web-v3")
 
     # Then it is Available and resolves the family again
     assert (result.previous_status, result.resolves_to) == ("Deprecated", "m-web-v3")
@@ -191,10 +191,10 @@ def test_restore_makes_a_rolled_back_image_available_again(bake) -> None:
 def test_rollback_and_restore_name_what_does_not_exist(bake) -> None:
     baked = bake({"images": HISTORY})
     ecs, _ = operator(baked)
-    with pytest.raises(lifecycle.NotFound, match=r"no image in family 'nope'"):
-        lifecycle.rollback(ecs, "nope")
-    with pytest.raises(lifecycle.NotFound, match=r"no image 'm-missing'"):
-        lifecycle.restore(ecs, "m-missing")
+    with pytest.raises(rollback.NotFound, match=r"no image in family 'nope'"):
+        rollback.rollback(ecs, "nope")
+    with pytest.raises(rollback.NotFound, match=r"no image 'm-missing'"):
+        rollback.restore(ecs, "m-missing")
 
 
 # -- cost ------------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_cost_matches_the_snapshot_sizes_and_what_the_plan_frees(bake) -> None:
     ecs, settings = operator(baked, retention_keep=1, retention_action="delete")
 
     # When the cost is computed at 0.10 per GiB-month
-    report = lifecycle.cost(ecs, settings, "web", price_per_gib_month=0.10, currency="EUR")
+    report = cost.cost(ecs, settings, "web", price_per_gib_month=0.10, currency="EUR")
 
     # Then each image costs its snapshots' size, the family the sum, and the plan frees the two older ones
     (family,) = report.families
@@ -221,7 +221,7 @@ def test_cost_matches_the_snapshot_sizes_and_what_the_plan_frees(bake) -> None:
 def test_with_deprecate_the_cost_shows_that_deprecated_images_still_bill(bake) -> None:
     baked = bake({"images": HISTORY})
     ecs, settings = operator(baked, retention_keep=1)
-    (family,) = lifecycle.cost(ecs, settings, "web").families
+    (family,) = cost.cost(ecs, settings, "web").families
     assert (family.freed_gib, family.deprecated_gib, round(family.deprecated_monthly, 2)) == (0, 60, 7.2)
 
 

@@ -11,7 +11,7 @@ from alibabacloud_ecs20140526 import models as m
 from alibabacloud_eventbridge20200401 import models as eb
 
 from bakery import tags
-from bakery.local import LocalRun
+from bakery_tools.local import LocalRun
 
 APP = {"id": "i-app1", "disks": [{"type": "system", "size": 40}, {"type": "data", "size": 20}]}
 DB = {"id": "i-db1", "disks": [{"type": "system", "size": 40}, {"type": "data", "size": 100}]}

@@ -1,4 +1,4 @@
-"""`bakery status` and `bakery bake` as an operator runs them: `bakery.cli.main([...])` against a local cloud
+"""`bakery status` and `bakery bake` as an operator runs them: `bakery_tools.cli.main([...])` against a local cloud
 served over real HTTP (`LocalCloudServer`), with Bakery deployed from template.yml into the local FC runtime
 so that what the commands start actually runs. Output is read as the terminal shows it (capsys)."""
 
@@ -15,9 +15,9 @@ from alibabacloud_ecs20140526.client import Client as EcsClient
 from alibabacloud_eventbridge20200401.client import Client as EventBridgeClient
 
 from bakery import tags
-from bakery.cli import main
-from bakery.deploy import ensure_buses
-from bakery.local import LOCAL_PARAMETERS, default_template
+from bakery_tools.cli import main
+from bakery_tools.deploy.buses import ensure_buses
+from bakery_tools.local import LOCAL_PARAMETERS, default_template
 from localcloud import LocalCloud, Scenario
 from localcloud.fc.runtime import LocalRuntime
 from localcloud.fc.template import load_template

@@ -1,8 +1,8 @@
-"""`bakery deploy` / `bakery destroy` as an operator runs them: `bakery.cli.main([...])` against a local cloud
+"""`bakery deploy` / `bakery destroy` as an operator runs them: `bakery_tools.cli.main([...])` against a local cloud
 served over real HTTP (`LocalCloudServer`) with emulated ROS, OSS, EventBridge and FC — the real SDKs
 (alibabacloud-ros20190910, alibabacloud-oss-v2, alibabacloud-eventbridge20200401) on the wire.
 
-The function zips are built once per session (localcloud.package, cache build/package-cache) and deployed with
+The function zips are built once per session (bakery_tools.package, cache build/package-cache) and deployed with
 `--artifacts`; one dry run builds them through deploy itself and must find the same code prefix. The `deployed`
 region tells one story, in file order: create, deploy again unchanged, edit template.yml and update, destroy.
 """
@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from bakery.cli import main
-from bakery.deploy import code_prefix, file_sha256
+from bakery_tools.cli import main
+from bakery_tools.deploy.upload import code_prefix, file_sha256
+from bakery_tools.package import PackageError, build, project_requirements
 from localcloud import LocalCloud, Scenario
-from localcloud.package import PackageError, build, find_python, project_requirements
+from localcloud.fc.pythons import find_python
 from localcloud.server import LocalCloudServer
 from localcloud.testing import oss_client
 
@@ -210,6 +212,33 @@ def test_a_template_ros_refuses_is_refused_locally(fresh: Region, tmp_path: Path
     assert sum(fresh.cloud.calls.values()) == 0
 
 
+def test_a_template_outside_the_repository_deploys_from_prebuilt_zips(
+    fresh: Region, artifacts: Path, tmp_path: Path
+) -> None:
+    """--artifacts: the zips Code.OssObjectName names are all deploy needs, not the functions' sources; the
+    template goes to ROS as JSON, its YAML anchors and aliases resolved by our parser."""
+    elsewhere = tmp_path / "ops" / "bakery.yml"
+    elsewhere.parent.mkdir()
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert "&function-environment" in text  # an anchor the other functions alias
+    elsewhere.write_text(text, encoding="utf-8")
+    empty = tmp_path / "no-zips"
+    empty.mkdir()
+
+    missing = fresh.cli("deploy", "--template", str(elsewhere), "--bucket", BUCKET, *PARAMETERS, "--artifacts",
+                        str(empty), prebuilt=False)  # fmt: skip
+    assert missing.code == 2 and f"{empty} has no bake.zip" in missing.err and "make package" in missing.err
+
+    run = fresh.cli("deploy", "--template", str(elsewhere), "--bucket", BUCKET, *PARAMETERS)
+    assert run.code == 0, run.out + run.err
+    assert "Stack bakery: CREATE_COMPLETE in" in run.out
+    body = fresh.stack().spec.body
+    assert json.loads(body) == json.loads(json.dumps(yaml.safe_load(text))) and "&function-environment" not in body
+
+    again = fresh.cli("deploy", "--template", str(elsewhere), "--bucket", BUCKET, *PARAMETERS, "--dry-run", "--json")
+    assert again.json()["action"] == "none", again.out  # the deployed JSON and the YAML parse the same
+
+
 def test_destroy_without_yes_refuses_when_it_cannot_ask(fresh: Region) -> None:
     run = fresh.cli("destroy")  # pytest's stdin is not a terminal
     assert run.code == 2 and "--yes" in run.err
@@ -320,16 +349,17 @@ def test_a_failed_create_reports_ros_reason_then_a_fixed_deploy_recovers(
     again uploads it again and updates the rolled-back stack to CREATE's goal."""
     import alibabacloud_oss_v2 as oss
 
-    from bakery import deploy
+    from bakery_tools.deploy.deployer import Deployer
+    from bakery_tools.deploy.plan import Plan
 
-    original = deploy.Deployer._create_stack
+    original = Deployer._create_stack
     key = f"{_prefix(artifacts)}/bake.zip"
 
-    def create_after_deleting(self: deploy.Deployer, plan: deploy.Plan, token: str) -> str:
+    def create_after_deleting(self: Deployer, plan: Plan, token: str) -> str:
         fresh.oss().delete_object(oss.models.DeleteObjectRequest(bucket=BUCKET, key=key))
         return original(self, plan, token)
 
-    monkeypatch.setattr(deploy.Deployer, "_create_stack", create_after_deleting)
+    monkeypatch.setattr(Deployer, "_create_stack", create_after_deleting)
     run = fresh.deploy()
     assert run.code == 1, run.out + run.err
     assert re.search(r"Stack bakery: CREATE_(FAILED|ROLLBACK_COMPLETE) after", run.out)
@@ -340,7 +370,7 @@ def test_a_failed_create_reports_ros_reason_then_a_fixed_deploy_recovers(
     failed = fresh.deploy("--json", "--dry-run").json()
     assert failed["stackStatus"] == "CREATE_ROLLBACK_COMPLETE" and failed["action"] == "update"
 
-    monkeypatch.setattr(deploy.Deployer, "_create_stack", original)
+    monkeypatch.setattr(Deployer, "_create_stack", original)
     recovered = fresh.deploy()
     assert recovered.code == 0, recovered.out + recovered.err
     assert "Uploaded bake.zip" in recovered.out and "Stack bakery: UPDATE_COMPLETE in" in recovered.out
@@ -350,7 +380,7 @@ def test_a_failed_create_reports_ros_reason_then_a_fixed_deploy_recovers(
 def test_destroy_without_a_stack_still_cleans_the_buses(fresh: Region) -> None:
     from alibabacloud_eventbridge20200401.client import Client
 
-    from bakery.deploy import ensure_buses
+    from bakery_tools.deploy.buses import ensure_buses
     from localcloud.testing import sdk_config
 
     eventbridge = Client(sdk_config(fresh.server.endpoint, fresh.cloud.region))

@@ -21,7 +21,7 @@ from alibabacloud_fc20230330 import models as fc_models
 from alibabacloud_fc20230330.client import Client as FcClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from bakery.deploy import ensure_buses
+from bakery_tools.deploy.buses import ensure_buses
 from localcloud import LocalCloud, Scenario
 from localcloud.fc import LocalRuntime, load_template
 from localcloud.testing import CloudEnv, running, sdk_config
@@ -211,7 +211,7 @@ def test_a_deployed_function_cannot_import_what_its_artifact_does_not_ship(rig: 
 def test_bakery_invoke_with_an_endpoint_goes_through_fc_s_api(
     rig: Callable[..., Rig], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bakery.cli import main
+    from bakery_tools.cli import main
 
     # Given a served region whose recorder is reachable through FC's API, and an event file
     r = rig("runtime_routes.yml")

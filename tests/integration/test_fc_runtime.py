@@ -16,7 +16,7 @@ import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_eventbridge20200401 import models as eb_models
 
-from bakery.deploy import ensure_buses
+from bakery_tools.deploy.buses import ensure_buses
 from localcloud import LocalCloud, Scenario
 from localcloud.fc import LocalRuntime, load_template
 from localcloud.testing import CloudEnv, running

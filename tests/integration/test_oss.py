@@ -18,8 +18,8 @@ import alibabacloud_oss_v2 as oss
 import pytest
 import requests
 
-from localcloud.cloud import Reply
 from localcloud.errors import ApiError
+from localcloud.reply import Reply
 from localcloud.testing import CloudEnv
 from localcloud.wire import RestRequest
 

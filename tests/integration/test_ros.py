@@ -671,7 +671,7 @@ def test_closing_the_cloud_removes_the_unpacked_code(env: CloudEnv, fc: Recordin
      ("link.py", "symbolic link")],
 )  # fmt: skip
 def test_unpacking_refuses_absolute_paths_and_links(tmp_path: Path, transport: str, entry: str, refused: str) -> None:
-    from localcloud.services.ros import _unzip
+    from localcloud.services.ros.code import _unzip
 
     # Given a zip with an absolute entry, a drive-letter entry, or a symbolic link
     buffer = io.BytesIO()

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bakery.deploy import (
-    Change,
-    DeployError,
+from bakery_tools.deploy.errors import DeployError
+from bakery_tools.deploy.plan import Change, diff_parameters, diff_templates
+from bakery_tools.deploy.settings import (
     Layer,
-    client_token,
-    code_prefix,
     config_layer,
-    diff_parameters,
-    diff_templates,
     flag_layer,
     parse_parameter_flags,
     pyproject_layer,
-    resolve_document,
     resolve_settings,
-    resolved_parameters,
-    stack_parameters,
 )
+from bakery_tools.deploy.stack import client_token
+from bakery_tools.deploy.template import resolve_document, resolved_parameters, stack_parameters, template_body
+from bakery_tools.deploy.upload import code_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml.safe_load((ROOT / "template.yml").read_text(encoding="utf-8"))
@@ -185,7 +182,8 @@ def _resolved(document: dict, **parameters: str) -> dict:
 
 
 def _edited(**changes: object) -> dict:
-    document = yaml.safe_load((ROOT / "template.yml").read_text(encoding="utf-8"))
+    # as deploy sends it (JSON): an alias of the shared environment becomes each function's own copy
+    document = json.loads(json.dumps(yaml.safe_load((ROOT / "template.yml").read_text(encoding="utf-8"))))
     for path, value in changes.items():
         node = document["Resources"]
         *parents, leaf = path.split("__")
@@ -193,6 +191,18 @@ def _edited(**changes: object) -> dict:
             node = node[part]
         node[leaf] = value
     return document
+
+
+def test_the_template_body_is_json_with_anchors_and_aliases_resolved() -> None:
+    document = yaml.safe_load(
+        "Resources:\n  A: {Type: X, Properties: &shared {K: v}}\n  B: {Type: X, Properties: *shared}\n"
+    )
+    sent = json.loads(template_body(document))
+    assert sent == {
+        "Resources": {"A": {"Type": "X", "Properties": {"K": "v"}}, "B": {"Type": "X", "Properties": {"K": "v"}}}
+    }
+    with pytest.raises(DeployError, match=r"template.yml: cannot be sent to ROS as JSON .*quote the value"):
+        template_body(yaml.safe_load("Resources: {}\nWhen: 2015-09-01\n"))  # a YAML date
 
 
 def test_same_template_same_parameters_no_lines() -> None:
@@ -289,7 +299,8 @@ class _FakeClients:
 
 
 def test_follow_gives_up_at_the_timeout_and_shows_events_in_order() -> None:
-    from bakery.deploy import Deployer, DeploySettings
+    from bakery_tools.deploy.deployer import Deployer
+    from bakery_tools.deploy.settings import DeploySettings
 
     clients = _FakeClients()
     seen: list[str] = []

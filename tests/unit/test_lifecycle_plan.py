@@ -10,17 +10,8 @@ import pytest
 from bakery.config import Settings
 from bakery.errors import ConfigError
 from bakery.events import FAMILY_RETENTION_APPLIED
-from bakery.lifecycle import (
-    DELETE,
-    DEPRECATE,
-    KEEP,
-    ApplyResult,
-    Decision,
-    Usage,
-    decide,
-    retention_applied,
-    retention_for,
-)
+from bakery.families.plan import ApplyResult, retention_applied
+from bakery.families.retention import DELETE, DEPRECATE, KEEP, Decision, Usage, decide, retention_for
 from bakery.model import CheckItem, Image
 
 FAILING = (CheckItem("Nvme", "Unsupported", "High", "NVMe.NotInstalled"),)

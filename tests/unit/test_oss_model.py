@@ -7,7 +7,7 @@ import pytest
 from localcloud import LocalCloud, Scenario
 from localcloud.errors import ApiError
 from localcloud.scenario import ScenarioError
-from localcloud.services.oss import bucket_name_problem, crc64
+from localcloud.services.oss.model import bucket_name_problem, crc64
 
 
 def test_crc64_is_crc64_ecma182_as_oss_reports_it() -> None:

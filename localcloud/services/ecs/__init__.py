@@ -1,4 +1,4 @@
-"""Emulated ECS (2014-05-26): instances, disks, images (with the image check), snapshots, tags,
+"""Emulated ECS (2014-05-26): instances, disks, images (created with the image check), snapshots, tags,
 Cloud Assistant and launch templates. One mixin per resource family, moto style; state lives on EcsService."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from localcloud.errors import ApiError, missing_parameter
 from localcloud.guest.sandbox import GuestSandbox
 from localcloud.services.base import Service
 from localcloud.services.ecs.assistant import AssistantMixin, Invocation
+from localcloud.services.ecs.image_creation import ImageCreationMixin
 from localcloud.services.ecs.images import ImagesMixin
 from localcloud.services.ecs.instances import InstancesMixin
 from localcloud.services.ecs.launch_templates import LaunchTemplate, LaunchTemplatesMixin
@@ -18,7 +19,16 @@ from localcloud.services.ecs.tags import TagsMixin
 from localcloud.wire import Params
 
 
-class EcsService(InstancesMixin, ImagesMixin, SnapshotsMixin, TagsMixin, AssistantMixin, LaunchTemplatesMixin, Service):
+class EcsService(
+    InstancesMixin,
+    ImagesMixin,
+    ImageCreationMixin,
+    SnapshotsMixin,
+    TagsMixin,
+    AssistantMixin,
+    LaunchTemplatesMixin,
+    Service,
+):
     name = "ecs"
     product = "Ecs"
     host = "ecs.aliyuncs.com"

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError, missing_parameter, not_found
-from localcloud.guest.sandbox import GuestDisk, GuestSandbox
+from localcloud.guest.sandbox import GuestSandbox
+from localcloud.guest.spec import GuestDisk
 from localcloud.services.base import api
 from localcloud.services.ecs.instances import _page
 from localcloud.wire import Params, decode_content

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.guest.sandbox import GuestSpec
+from localcloud.guest.spec import GuestSpec
 from localcloud.services.ecs.validation import tag_list
 
 # i/d-series instance families carry local disks (i2, i3, i4g, d1ne, d2s...; not ic5).

@@ -182,7 +182,7 @@ class Ecs:
                 if exc.code != "SnapshotCreatedImage":  # another image still uses it: keep it, it is not ours alone
                     raise
 
-    # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.lifecycle) ----------------------
+    # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.families) -----------------------
 
     def images_in_family(self, family: str) -> list[Image]:
         """Every own image of `family`, in any status (Deprecated ones too), over all pages."""

@@ -4,7 +4,9 @@
     bakery local run SCENARIO --report OUT.json  a scenario through template.yml against the local cloud
     bakery invoke FUNCTION EVENT_FILE            one function, one event (like `sam local invoke`)
 
-Exit codes: 0 done, 1 the run broke a safety promise or a bake did not finish, 2 bad input.
+Exit codes (bakery_tools.exits): 0 done, 1 the run broke a safety promise or a bake did not finish, 2 bad input.
+The operator commands live in their own modules: ops (status, bake), families (plan, cost, rollback, restore),
+deploy.cli (deploy, destroy).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bakery.terminal import print_json, print_table
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from bakery_tools.terminal import print_json, print_table
 
 _EVENT_LINES = {
     "bakery:Image:CreationStarted": lambda d: f"CreateImage {d['imageId']} (attempt {d.get('attempt')})",
@@ -103,7 +104,7 @@ def _narrator(start: float) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bakery.local import LocalRun
+    from bakery_tools.local import LocalRun
 
     scenario = _scenario(args.scenario)
     print(f"Bakery demo: {Path(scenario.source).name} — {len(scenario.instances)} instances tagged bakery:bake=true "
@@ -119,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 m.DescribeImageFromFamilyRequest(region_id=run.cloud.region, image_family=family)).body.image  # fmt: skip
             print(f"  DescribeImageFromFamily {family} -> {image.image_id}")
         if args.report:
-            from bakery.local import write_report
+            from bakery_tools.local import write_report
 
             write_report(report, args.report)
             print(f"  report written to {args.report}")
@@ -127,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_local_run(args: argparse.Namespace) -> int:
-    from bakery.local import LocalRun, write_report
+    from bakery_tools.local import LocalRun, write_report
 
     scenario = _scenario(args.scenario)
     with LocalRun(scenario, **_template_args(args)) as run:
@@ -179,7 +180,7 @@ def cmd_local_serve(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from bakery.local import LocalRun
+    from bakery_tools.local import LocalRun
     from localcloud.server import LocalCloudServer
 
     scenario = _scenario(args.scenario)
@@ -224,7 +225,7 @@ def _invoke_remote(args: argparse.Namespace, payload: bytes) -> int:
     from alibabacloud_tea_openapi.utils_models import Config
     from darabonba.runtime import RuntimeOptions
 
-    from bakery.target import settings_for
+    from bakery_tools.target import settings_for
 
     settings = settings_for(argparse.Namespace(**{"bus": "bakery", **vars(args)}))
     local = not args.endpoint.endswith(".aliyuncs.com")
@@ -261,7 +262,7 @@ def _invoke_remote(args: argparse.Namespace, payload: bytes) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from bakery.local import LocalRun
+    from bakery_tools.local import LocalRun
 
     payload = Path(args.event).read_bytes()
     if args.endpoint:
@@ -353,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     # Operator commands against a cloud (local or real) live in their own modules.
-    from bakery import cli_deploy, cli_lifecycle, cli_ops
+    from bakery_tools import families, ops
+    from bakery_tools.deploy import cli as deploy_cli
 
-    cli_ops.register(commands)
-    cli_lifecycle.register(commands)
-    cli_deploy.register(commands)
+    ops.register(commands)
+    families.register(commands)
+    deploy_cli.register(commands)
 
     args = parser.parse_args(argv)
     try:

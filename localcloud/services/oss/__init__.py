@@ -16,6 +16,9 @@ What `alibabacloud-oss-v2` (1.4) sends and checks, read from its source:
 Error codes and statuses follow the OSS API reference (PutBucket, DeleteBucket, GetBucketInfo,
 ListObjectsV2, PutObject, GetObject, HeadObject, DeleteObject, "OSS error response", "HTTP 400 status code").
 Signatures are not verified; the access key id is read for the record.
+
+The service and its route table live here; the data (buckets, objects, CRC-64, bucket names) in `model.py`,
+the protocol's pieces (addressing, request checks, listings, XML replies) in `protocol.py`.
 """
 
 from __future__ import annotations
@@ -23,113 +26,45 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
 
-from localcloud.cloud import Reply
 from localcloud.errors import ApiError
+from localcloud.reply import Reply
 from localcloud.services.base import Service
+from localcloud.services.oss.model import (
+    _ACLS,
+    _EC,
+    _PARAMS,
+    MAX_BUCKETS,
+    XML,
+    Bucket,
+    OssObject,
+    bucket_name_problem,
+    crc64,
+)
+from localcloud.services.oss.protocol import (
+    _bucket_configuration,
+    _check_content_md5,
+    _decode_token,
+    _empty,
+    _encode_token,
+    _encoder,
+    _invalid_argument,
+    _listing,
+    _max_keys,
+    _range,
+    _required,
+    _Target,
+    _target,
+    _xml,
+    _xml_reply,
+)
 from localcloud.wire import RestRequest
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
     from localcloud.scenario import BucketSpec
-
-XML = "application/xml"
-MAX_BUCKETS = 100  # per account and region (PutBucket: TooManyBuckets)
-MAX_KEYS = 1000  # ListObjects(V2) / ListBuckets max-keys
-DEFAULT_MAX_KEYS = 100
-_ACLS = ("private", "public-read", "public-read-write")
-_STORAGE_CLASSES = ("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
-_REDUNDANCY = ("LRS", "ZRS")
-# Fine-grained error codes, only where the reference shows them (DeleteBucket's sample).
-_EC = {"NoSuchBucket": "0015-00000101"}
-# Query keys that are parameters; any other key is a sub-resource (`?acl`, `?bucketInfo`...).
-_PARAMS = {
-    "prefix", "delimiter", "marker", "max-keys", "encoding-type", "list-type", "continuation-token",
-    "start-after", "fetch-owner", "versionId", "tag-key", "tag-value", "response-content-type",
-    "response-content-language", "response-expires", "response-cache-control", "response-content-disposition",
-    "response-content-encoding", "OSSAccessKeyId", "Expires", "Signature", "security-token",
-}  # fmt: skip
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-def bucket_name_problem(name: str) -> str:
-    """What is wrong with a bucket name ("" when nothing): 3-63 of lowercase letters, digits and hyphens,
-    starting and ending with a letter or digit (OSS bucket naming conventions)."""
-    if not 3 <= len(name) <= 63:
-        return "it must be 3 to 63 characters long"
-    if not _BUCKET_NAME.match(name):
-        return "only lowercase letters, digits and hyphens (-), starting and ending with a letter or digit"
-    return ""
-
-
-def _crc64_table() -> list[int]:
-    poly = 0xC96C5795D7870F42  # ECMA-182, reflected
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-def _make_crc64() -> Callable[[bytes], int]:
-    try:
-        import crcmod  # C-accelerated; installed with alibabacloud-oss-v2 (crcmod-plus)
-
-        return crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
-    except ImportError:  # pragma: no cover - the pure-Python fallback, slow on big objects
-        table = _crc64_table()
-
-        def crc64_py(data: bytes) -> int:
-            crc = 0xFFFFFFFFFFFFFFFF
-            for byte in data:
-                crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-            return crc ^ 0xFFFFFFFFFFFFFFFF
-
-        return crc64_py
-
-
-crc64 = _make_crc64()  # CRC-64/XZ: what OSS sends in x-oss-hash-crc64ecma (as a decimal string)
-
-
-@dataclass
-class OssObject:
-    key: str
-    data: bytes
-    content_type: str
-    last_modified: float
-    metadata: dict[str, str] = field(default_factory=dict)  # x-oss-meta-* headers, names lower-cased
-    md5: bytes = b""
-    crc: int = 0
-
-    @property
-    def etag(self) -> str:
-        """A simple upload's ETag: the MD5, upper-case hex, in quotes."""
-        return f'"{self.md5.hex().upper()}"'
-
-
-@dataclass
-class Bucket:
-    name: str
-    owner: str  # account id
-    created: float
-    acl: str = "private"
-    storage_class: str = "Standard"
-    redundancy: str = "LRS"
-    objects: dict[str, OssObject] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Target:
-    bucket: str | None
-    key: str | None
 
 
 Handler = Callable[["OssService", RestRequest, _Target], Reply]
@@ -505,19 +440,6 @@ _ROUTES: dict[tuple[str, str, str], tuple[str, bool, Handler]] = {
 _VERBS = {"GET": "Get", "PUT": "Put", "POST": "Post", "DELETE": "Delete", "HEAD": "Head"}
 
 
-def _target(request: RestRequest) -> _Target:
-    """Bucket and key, from a virtual-hosted host (`bucket.host/key`) or a path-style path (`/bucket/key`)."""
-    path = request.path[1:] if request.path.startswith("/") else request.path
-    if request.subdomain:
-        bucket, rest = request.subdomain, path
-    elif not path:
-        return _Target(None, None)
-    else:
-        bucket, _, rest = path.partition("/")
-        bucket = unquote(bucket)
-    return _Target(bucket, unquote(rest) if rest else None)
-
-
 def _resolve(request: RestRequest, target: _Target) -> tuple[str, bool, Handler | None]:
     level = "service" if target.bucket is None else "bucket" if target.key is None else "object"
     subs = sorted(k for k in request.query if k not in _PARAMS and not k.lower().startswith("x-oss-"))
@@ -532,147 +454,3 @@ def _resolve(request: RestRequest, target: _Target) -> tuple[str, bool, Handler 
     if action == "ListObjects" and request.query.get("list-type") == "2":
         return "ListObjectsV2", False, OssService.list_objects_v2
     return action, write, handler
-
-
-def _required(value: str | None) -> str:
-    assert value is not None  # the route table only sends requests of the right level
-    return value
-
-
-def _check_content_md5(request: RestRequest) -> None:
-    """Content-MD5, when given, must be the Base64 of the body's MD5 (InvalidDigest otherwise)."""
-    given = request.headers.get("content-md5")
-    if given is None:
-        return
-    try:
-        digest = base64.b64decode(given, validate=True)
-    except ValueError:
-        digest = b""
-    if len(digest) != 16 or digest != hashlib.md5(request.body).digest():
-        raise ApiError("InvalidDigest", "The Content-MD5 you specified was invalid.", 400,
-                       extra={"Content-MD5": given})  # fmt: skip
-
-
-def _invalid_argument(name: str, value: str, wanted: str) -> ApiError:
-    return ApiError("InvalidArgument", f"{name} {value!r} is not valid: expected {wanted}.", 400,
-                    extra={"ArgumentName": name, "ArgumentValue": value})  # fmt: skip
-
-
-def _bucket_configuration(body: bytes) -> tuple[str | None, str | None]:
-    if not body.strip():
-        return None, None
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        raise ApiError("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
-                       "published schema.", 400) from None  # fmt: skip
-    storage_class = root.findtext("StorageClass")
-    redundancy = root.findtext("DataRedundancyType")
-    if storage_class is not None and storage_class not in _STORAGE_CLASSES:
-        raise _invalid_argument("StorageClass", storage_class, f"one of {', '.join(_STORAGE_CLASSES)}")
-    if redundancy is not None and redundancy not in _REDUNDANCY:
-        raise _invalid_argument("DataRedundancyType", redundancy, f"one of {', '.join(_REDUNDANCY)}")
-    return storage_class, redundancy
-
-
-def _max_keys(query: dict[str, str]) -> int:
-    text = query.get("max-keys")
-    if text is None or text == "":
-        return DEFAULT_MAX_KEYS
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 1 <= value <= MAX_KEYS:
-        raise _invalid_argument("max-keys", text, f"a whole number from 1 to {MAX_KEYS}")
-    return value
-
-
-def _listing(
-    bucket: Bucket, prefix: str, delimiter: str, marker: str, max_keys: int
-) -> tuple[list[OssObject], list[str], bool, str]:
-    """One page: objects and common prefixes after `marker` (exclusive), in key order.
-
-    A common prefix counts as one entry; it sorts where its first key would, and a marker equal to it
-    skips every key under it (so the next page goes on after the whole "directory").
-    """
-    contents: list[OssObject] = []
-    prefixes: list[str] = []
-    truncated, last = False, ""
-    for key in sorted(k for k in bucket.objects if k.startswith(prefix)):
-        value, rolled = key, False
-        if delimiter:
-            cut = key.find(delimiter, len(prefix))
-            if cut >= 0:
-                value, rolled = key[: cut + len(delimiter)], True
-        if value <= marker or (rolled and prefixes and prefixes[-1] == value):
-            continue
-        if len(contents) + len(prefixes) == max_keys:
-            truncated = True
-            break
-        if rolled:
-            prefixes.append(value)
-        else:
-            contents.append(bucket.objects[key])
-        last = value
-    return contents, prefixes, truncated, last
-
-
-def _encode_token(marker: str) -> str:
-    return base64.urlsafe_b64encode(marker.encode()).decode()
-
-
-def _decode_token(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except ValueError:
-        raise _invalid_argument("continuation-token", token, "a NextContinuationToken from a previous page") from None
-
-
-def _encoder(query: dict[str, str]) -> Callable[[str], str]:
-    """encoding-type=url (which the SDK always asks for): names in the listing are URL-encoded."""
-    if query.get("encoding-type") == "url":
-        return lambda text: quote(text, safe="/")
-    return lambda text: text
-
-
-def _range(header: str, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` / `bytes=a-` / `bytes=-n` range within the object, else None (whole object)."""
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
-    if not match or (not match[1] and not match[2]) or size == 0:
-        return None
-    if not match[1]:
-        start, end = max(0, size - int(match[2])), size - 1
-    else:
-        start = int(match[1])
-        end = min(int(match[2]), size - 1) if match[2] else size - 1
-    if start >= size or start > end:
-        return None
-    return start, end
-
-
-def _xml(root: str, fields: list[tuple[str, Any]], text: str | None = None) -> bytes:
-    element = ET.Element(root)
-    if text is not None:
-        element.text = text
-    _fill(element, fields)
-    return ET.tostring(element, encoding="UTF-8", xml_declaration=True)
-
-
-def _fill(parent: ET.Element, fields: list[tuple[str, Any]]) -> None:
-    for tag, value in fields:
-        child = ET.SubElement(parent, tag)
-        if isinstance(value, list):
-            _fill(child, value)
-        elif isinstance(value, bool):
-            child.text = "true" if value else "false"
-        elif value is not None:
-            child.text = str(value)
-
-
-def _xml_reply(status: int, root: str, fields: list[tuple[str, Any]], text: str | None = None) -> Reply:
-    return Reply(status, raw=_xml(root, fields, text), content_type=XML)
-
-
-def _empty(status: int, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, headers=dict(headers or {}), raw=b"", content_type=XML)

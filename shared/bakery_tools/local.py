@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bakery import tags
+from bakery import state, tags
 from bakery.errors import is_throttling
 
 LOCAL_PARAMETERS = {
@@ -61,7 +61,7 @@ class LocalRun:
         for fn in self.template.functions.values():
             fn.env.update(self.env)
         # ROS cannot create buses: the deploy step does, and a local run creates them the same way.
-        from bakery.deploy import ensure_buses
+        from bakery_tools.deploy.buses import ensure_buses
 
         ensure_buses(self.cloud_env.eventbridge, self.template.buses, description="Bakery (local run)")
         self.runtime = LocalRuntime(
@@ -175,7 +175,7 @@ class LocalRun:
         ]
         waiting = [(i.instance_id, "trigger") for i in ecs.instances.values()
                    if tags.truthy(i.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in i.tags]  # fmt: skip
-        live = (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED, tags.REPAIRING)
+        live = state.IN_FLIGHT_IMAGE
         images = [(i.image_id, i.tags[tags.STATE]) for i in ecs.images.values() if i.tags.get(tags.STATE) in live]
         return tuple(sorted(claimed + waiting + images))
 

@@ -5,7 +5,7 @@
     bakery bake --snapshots s-1,s-2 --family F [--name PREFIX]
 
 Both talk to the cloud named by the target options (`--region`, `--endpoint` of a local cloud, `--bus`;
-see bakery.target) and print JSON with `--json`. Exit codes: 0 done, 1 refused or a problem (a bake already
+see bakery_tools.target) and print JSON with `--json`. Exit codes: 0 done, 1 refused or a problem (a bake already
 in flight, a snapshot not ready, the cloud unreachable), 2 bad input (unknown instance or snapshot, no region).
 """
 
@@ -20,19 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakery import events, tags
-from bakery.cli import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from bakery import events, state, tags
 from bakery.config import Settings
 from bakery.errors import BakeFailure, CloudError, ConfigError, RetryableError
 from bakery.model import Image, Instance
-from bakery.target import add_target_arguments, settings_for
-from bakery.terminal import table_lines
+from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from bakery_tools.target import add_target_arguments, settings_for
+from bakery_tools.terminal import table_lines
 
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
 _SNAPSHOT_ID = re.compile(r"^s-[\w-]{1,62}$")
 MAX_SNAPSHOTS = 17  # one system disk + up to 16 data disks (DiskDeviceMapping)
 MAX_NAME_PREFIX = 100  # the image is named PREFIX-<bake id>-<attempt>: 128 characters at most
-IN_FLIGHT_IMAGE_STATES = (tags.CREATING, tags.CHECKING, tags.CHECK_FAILED, tags.REPAIRING)
+IN_FLIGHT_IMAGE_STATES = state.IN_FLIGHT_IMAGE  # the state model's: what the sweep follows is what status shows
 ROW_KEYS = ("instanceId", "snapshotIds", "bakeId", "state", "inFlight", "imageId", "family", "attempts", "lastResult",
             "lastImage", "lastError")  # fmt: skip
 
@@ -342,7 +342,7 @@ def bake_snapshots(settings: Settings, args: argparse.Namespace) -> Outcome:
     from bakery.adapters.ecs import Ecs
     from bakery.adapters.eventbridge import EventBus
     from bakery.events import BakeryEvent
-    from bakery.pipeline import bake_id_for
+    from bakery.stages.claim import bake_id_for
 
     ecs = Ecs(settings)
     try:
@@ -384,7 +384,7 @@ def bake_snapshots(settings: Settings, args: argparse.Namespace) -> Outcome:
 
 
 def _check_names(args: argparse.Namespace) -> None:
-    from bakery.pipeline import name_problem
+    from bakery.stages.create import name_problem
 
     problems = [p for p in (name_problem("--family", args.family) if args.family else None,
                             name_problem("--name", args.name, MAX_NAME_PREFIX) if args.name else None) if p]  # fmt: skip

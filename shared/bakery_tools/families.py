@@ -1,4 +1,5 @@
-"""Lifecycle commands: plan, cost, rollback, restore — against a local cloud (`--endpoint`) or Alibaba Cloud.
+"""Image-family commands (the code is bakery.families): plan, cost, rollback, restore — against a local cloud
+(`--endpoint`) or Alibaba Cloud.
 
     bakery plan [FAMILY] [--keep N] [--action deprecate|delete] [--apply [--force]] [--json]
     bakery cost [FAMILY] [--price-per-gib-month X] [--currency C] [--json]
@@ -22,60 +23,67 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from bakery import lifecycle
 from bakery.errors import BakeFailure, BakeryError, CloudError, ConfigError, RetryableError
-from bakery.terminal import print_json, print_table
+from bakery.families.cost import DEFAULT_CURRENCY, DEFAULT_PRICE_PER_GIB_MONTH, cost
+from bakery.families.plan import ApplyResult, FamilyPlan, apply, plan_families
+from bakery.families.retention import ACTIONS, KEEP
+from bakery.families.rollback import NotFound, Refused, restore, rollback
+from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from bakery_tools.terminal import print_json, print_table
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 _IMAGE_ID = re.compile(r"^m-[\w.-]+$")
 
 
 def register(commands: Any) -> None:
     """Add this module's subcommands to the `bakery` parser."""
-    from bakery.target import add_target_arguments
+    from bakery_tools.target import add_target_arguments
 
-    plan = commands.add_parser(
+    plan_parser = commands.add_parser(
         "plan", help="what retention would keep, deprecate or delete in a family, and why",
         description="Retention per family: the newest N images are kept (tag bakery:retention-keep=<n> on the "
         "family's newest tagged image overrides N), and so are bakery:protected=true images, the last image "
         "that passed its check and the last Available one; older images are deprecated or deleted. An image "
         "in use (instances, launch templates' latest/default versions) is never deleted without --force.",
     )  # fmt: skip
-    plan.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
-    _retention_arguments(plan)
-    plan.add_argument("--apply", action="store_true", help="do it (what the lifecycle function does after a bake)")
-    plan.add_argument("--force", action="store_true", help="with --apply: delete images even while in use")
-    add_target_arguments(plan)
-    plan.set_defaults(run=cmd_plan)
+    plan_parser.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
+    _retention_arguments(plan_parser)
+    plan_parser.add_argument(
+        "--apply", action="store_true", help="do it (what the lifecycle function does after a bake)"
+    )
+    plan_parser.add_argument("--force", action="store_true", help="with --apply: delete images even while in use")
+    add_target_arguments(plan_parser)
+    plan_parser.set_defaults(run=cmd_plan)
 
-    cost = commands.add_parser("cost", help="snapshot storage per family and image, and what the plan would free")
-    cost.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
-    cost.add_argument("--price-per-gib-month", type=_price,
-                      default=os.environ.get("BAKERY_SNAPSHOT_PRICE_PER_GIB_MONTH", lifecycle.DEFAULT_PRICE_PER_GIB_MONTH),
+    cost_parser = commands.add_parser(
+        "cost", help="snapshot storage per family and image, and what the plan would free"
+    )
+    cost_parser.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
+    cost_parser.add_argument("--price-per-gib-month", type=_price,
+                      default=os.environ.get("BAKERY_SNAPSHOT_PRICE_PER_GIB_MONTH", DEFAULT_PRICE_PER_GIB_MONTH),
                       help="snapshot price per GiB-month (default: $BAKERY_SNAPSHOT_PRICE_PER_GIB_MONTH or 0.12)")  # fmt: skip
-    cost.add_argument("--currency", default=os.environ.get("BAKERY_CURRENCY", lifecycle.DEFAULT_CURRENCY),
+    cost_parser.add_argument("--currency", default=os.environ.get("BAKERY_CURRENCY", DEFAULT_CURRENCY),
                       help="currency of the price (default: $BAKERY_CURRENCY or USD)")  # fmt: skip
-    _retention_arguments(cost)
-    add_target_arguments(cost)
-    cost.set_defaults(run=cmd_cost)
+    _retention_arguments(cost_parser)
+    add_target_arguments(cost_parser)
+    cost_parser.set_defaults(run=cmd_cost)
 
-    rollback = commands.add_parser(
+    rollback_parser = commands.add_parser(
         "rollback", help="deprecate the family's newest Available image, so the family resolves to the previous one"
     )
-    rollback.add_argument("family", help="image family")
-    add_target_arguments(rollback)
-    rollback.set_defaults(run=cmd_rollback)
+    rollback_parser.add_argument("family", help="image family")
+    add_target_arguments(rollback_parser)
+    rollback_parser.set_defaults(run=cmd_rollback)
 
-    restore = commands.add_parser("restore", help="make a Deprecated image Available again (undoes a rollback)")
-    restore.add_argument("image", help="image id, e.g. m-bp1...")
-    add_target_arguments(restore)
-    restore.set_defaults(run=cmd_restore)
+    restore_parser = commands.add_parser("restore", help="make a Deprecated image Available again (undoes a rollback)")
+    restore_parser.add_argument("image", help="image id, e.g. m-bp1...")
+    add_target_arguments(restore_parser)
+    restore_parser.set_defaults(run=cmd_restore)
 
 
 def _retention_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", type=_keep, default=os.environ.get("BAKERY_RETENTION_KEEP") or None,
                         help="images each family keeps (default: $BAKERY_RETENTION_KEEP or 3)")  # fmt: skip
-    parser.add_argument("--action", choices=lifecycle.ACTIONS, default=os.environ.get("BAKERY_RETENTION_ACTION") or None,
+    parser.add_argument("--action", choices=ACTIONS, default=os.environ.get("BAKERY_RETENTION_ACTION") or None,
                         help="what happens to older images (default: $BAKERY_RETENTION_ACTION or deprecate)")  # fmt: skip
 
 
@@ -101,14 +109,14 @@ def _price(text: str) -> float:
 def cmd_plan(args: argparse.Namespace) -> int:
     if args.force and not args.apply:
         print("bakery: --force only matters with --apply (a plan changes nothing); add --apply to act", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     def run(ecs: Any, settings: Any) -> int:
-        plans = lifecycle.plan_families(ecs, settings, args.family, force=args.force)
+        plans = plan_families(ecs, settings, args.family, force=args.force)
         if args.family and not plans:
-            raise lifecycle.NotFound(f"no image in family {args.family!r} in {settings.region}: check the name "
+            raise NotFound(f"no image in family {args.family!r} in {settings.region}: check the name "
                                      "(`bakery plan` without a family lists the families with Bakery images)")  # fmt: skip
-        applied = lifecycle.apply(ecs, settings, args.family, force=args.force) if args.apply else None
+        applied = apply(ecs, settings, args.family, force=args.force) if args.apply else None
         if args.json:
             out: dict[str, Any] = {"region": settings.region, "families": [p.to_dict() for p in plans]}
             if applied is not None:
@@ -122,7 +130,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for family_plan in plans:
             _print_family_plan(family_plan)
         if applied is None:
-            acting = [d for p in plans for d in p.decisions if d.action != lifecycle.KEEP and not d.done]
+            acting = [d for p in plans for d in p.decisions if d.action != KEEP and not d.done]
             print(f"\n{len(acting)} image(s) to change." + (" Run again with --apply to do it." if acting else ""))
         else:
             _print_applied(applied)
@@ -133,10 +141,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     def run(ecs: Any, settings: Any) -> int:
-        report = lifecycle.cost(ecs, settings, args.family, price_per_gib_month=args.price_per_gib_month,
+        report = cost(ecs, settings, args.family, price_per_gib_month=args.price_per_gib_month,
                                 currency=args.currency)  # fmt: skip
         if args.family and not report.families:
-            raise lifecycle.NotFound(f"no image in family {args.family!r} in {settings.region}: check the name")
+            raise NotFound(f"no image in family {args.family!r} in {settings.region}: check the name")
         if args.json:
             print_json({"region": settings.region, **report.to_dict()})
             return EXIT_OK
@@ -166,7 +174,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     def run(ecs: Any, settings: Any) -> int:
-        result = lifecycle.rollback(ecs, args.family)
+        result = rollback(ecs, args.family)
         if args.json:
             print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK
@@ -186,7 +194,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return _fail(args, EXIT_USAGE, "bad-input", f"IMAGE must be an image id like m-bp1..., got {args.image!r}")
 
     def run(ecs: Any, settings: Any) -> int:
-        result = lifecycle.restore(ecs, args.image)
+        result = restore(ecs, args.image)
         if args.json:
             print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK
@@ -207,7 +215,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: bool = False) -> int:
     """Build the target's settings and ECS adapter, run `body`, and map every failure to an exit code."""
     from bakery.adapters.ecs import Ecs
-    from bakery.target import settings_for
+    from bakery_tools.target import settings_for
 
     try:
         settings = settings_for(args)
@@ -219,8 +227,8 @@ def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: b
             )
             if isinstance(settings.retention_keep, str):  # from $BAKERY_RETENTION_KEEP
                 settings = replace(settings, retention_keep=_keep(settings.retention_keep))
-            if settings.retention_action not in lifecycle.ACTIONS:
-                raise ConfigError(f"BAKERY_RETENTION_ACTION must be one of {', '.join(lifecycle.ACTIONS)}, "
+            if settings.retention_action not in ACTIONS:
+                raise ConfigError(f"BAKERY_RETENTION_ACTION must be one of {', '.join(ACTIONS)}, "
                                   f"got {settings.retention_action!r}")  # fmt: skip
         # The functions' JSON log lines would land in this command's output (they go to stdout, for FC):
         # everything they say is printed here anyway.
@@ -233,10 +241,10 @@ def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: b
             bakery_logger.setLevel(level)
     except (ConfigError, argparse.ArgumentTypeError) as exc:
         return _fail(args, EXIT_USAGE, "bad-input", str(exc))
-    except lifecycle.NotFound as exc:
+    except NotFound as exc:
         return _fail(args, EXIT_USAGE, "not-found", str(exc))
-    except lifecycle.Refused as exc:
-        return _fail(args, EXIT_REFUSED, "refused", str(exc))
+    except Refused as exc:
+        return _fail(args, EXIT_PROBLEM, "refused", str(exc))
     except RetryableError as exc:
         where = f"the local cloud at {args.endpoint}" if args.endpoint else "Alibaba Cloud"
         hint = (
@@ -244,13 +252,13 @@ def _run(args: argparse.Namespace, body: Callable[[Any, Any], int], retention: b
             if exc.code == "Unreachable"
             else "try again in a moment."
         )
-        return _fail(args, EXIT_REFUSED, exc.code or "retryable", f"{exc} — {hint}")
+        return _fail(args, EXIT_PROBLEM, exc.code or "retryable", f"{exc} — {hint}")
     except BakeFailure as exc:  # missing-permission: the message names the RAM action to allow
-        return _fail(args, EXIT_REFUSED, exc.reason, exc.message)
+        return _fail(args, EXIT_PROBLEM, exc.reason, exc.message)
     except CloudError as exc:
-        return _fail(args, EXIT_REFUSED, exc.code, str(exc))
+        return _fail(args, EXIT_PROBLEM, exc.code, str(exc))
     except BakeryError as exc:
-        return _fail(args, EXIT_REFUSED, "error", str(exc))
+        return _fail(args, EXIT_PROBLEM, "error", str(exc))
 
 
 def _fail(args: argparse.Namespace, code: int, kind: str, message: str) -> int:
@@ -260,7 +268,7 @@ def _fail(args: argparse.Namespace, code: int, kind: str, message: str) -> int:
     return code
 
 
-def _print_family_plan(family_plan: lifecycle.FamilyPlan) -> None:
+def _print_family_plan(family_plan: FamilyPlan) -> None:
     retention = family_plan.retention
     print(f"\nFamily {family_plan.family}: keep the newest {retention.keep} ({retention.source}); "
           f"older images: {family_plan.action}")  # fmt: skip
@@ -273,7 +281,7 @@ def _print_family_plan(family_plan: lifecycle.FamilyPlan) -> None:
     print_table(rows, ["image", "status", "created", "action", "why"])
 
 
-def _print_applied(result: lifecycle.ApplyResult) -> None:
+def _print_applied(result: ApplyResult) -> None:
     print()
     print(f"Applied: {len(result.deprecated)} deprecated, {len(result.deleted)} deleted "
           f"({len(result.deleted_snapshots)} snapshot(s) deleted), {len(result.kept)} kept.")  # fmt: skip

@@ -6,8 +6,8 @@
     bakery destroy [--stack bakery] [--yes] [--keep-buses] [--json]
 
 Settings come from a `[tool.bakery.deploy]` table in ./pyproject.toml, then `--config FILE` (the same keys), then
-the flags (later wins; `parameters` merge key by key). The engine is bakery.deploy; this module parses and prints.
-Exit codes: 0 done, 1 refused or failed (ROS refused, the stack failed, a missing permission, the cloud
+the flags (later wins; `parameters` merge key by key). The engine is the rest of bakery_tools.deploy (its
+__init__ says which file does what); this module parses and prints. Exit codes: 0 done, 1 refused or failed (ROS refused, the stack failed, a missing permission, the cloud
 unreachable, still in progress at --timeout), 2 bad input (no region, no credentials, a missing parameter, an
 invalid template or setting).
 """
@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+
 ROS_ACTIONS = {"CreateStack", "UpdateStack", "DeleteStack", "GetStack", "ListStacks", "GetTemplate", "ListStackEvents"}
 PERMISSION_CODE_PREFIXES = ("Forbidden", "NoPermission", "AccessDenied", "NotAuthorized", "Unauthorized")
 EVENTBRIDGE_ACTIONS = {"GetEventBus", "CreateEventBus", "DeleteEventBus"}
@@ -81,7 +82,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace, cwd: Path | None = None) -> Any:
-    from bakery.deploy import config_layer, flag_layer, parse_parameter_flags, pyproject_layer, resolve_settings
+    from bakery_tools.deploy.settings import (
+        config_layer,
+        flag_layer,
+        parse_parameter_flags,
+        pyproject_layer,
+        resolve_settings,
+    )
 
     cwd = cwd or Path.cwd()
     layers = [layer for layer in [pyproject_layer(cwd / "pyproject.toml")] if layer is not None]
@@ -100,7 +107,7 @@ def settings_from(args: argparse.Namespace, cwd: Path | None = None) -> Any:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from bakery.deploy import Deployer
+    from bakery_tools.deploy.deployer import Deployer
 
     out = _Output(args.json)
     try:
@@ -182,7 +189,7 @@ def _deploy_outcome(out: _Output, result: Any) -> int:
         return out.done(EXIT_PROBLEM, {**payload, "ok": False, "reason": "stack-failed"})
     out.line(f"Stack {s.stack}: {follow.status} in {took}.")
     if follow.outputs:
-        from bakery.terminal import table_lines
+        from bakery_tools.terminal import table_lines
 
         out.line("Outputs:")
         out.lines(table_lines([[o.get("OutputKey", ""), o.get("OutputValue", ""), o.get("Description") or ""]
@@ -216,7 +223,8 @@ def _flags(settings: Any) -> str:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    from bakery.deploy import Deployer, DeployError
+    from bakery_tools.deploy.deployer import Deployer
+    from bakery_tools.deploy.errors import DeployError
 
     out = _Output(args.json)
     if not args.yes and not sys.stdin.isatty():
@@ -365,8 +373,8 @@ class _Output:
 
 def _refusal(exc: Exception, args: argparse.Namespace) -> Any:
     """Any failure as a DeployError whose message says what to do next."""
-    from bakery.deploy import DeployError
     from bakery.errors import BakeFailure, CloudError, ConfigError, RetryableError
+    from bakery_tools.deploy.errors import DeployError
 
     if isinstance(exc, DeployError):
         return exc

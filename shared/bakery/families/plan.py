@@ -1,0 +1,169 @@
+"""Retention on the account: `plan` (what retention would do to each family, with who uses which image) and
+`apply` (doing it), then `bakery:Family:RetentionApplied`. The rules are `bakery.families.retention`.
+
+Usage is looked up only for images retention would act on, so a family that needs nothing costs one
+DescribeImages call. Everything is idempotent: applying a plan twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from bakery import events, tags
+from bakery.errors import CloudError
+from bakery.events import BakeryEvent
+from bakery.families.retention import (
+    DEPRECATE,
+    KEEP,
+    LAST_AVAILABLE,
+    RANKED,
+    Decision,
+    Retention,
+    Usage,
+    decide,
+    retention_for,
+)
+from bakery.log import get_logger
+
+if TYPE_CHECKING:
+    from bakery.adapters.ecs import Ecs
+    from bakery.config import Settings
+
+log = get_logger(__name__)
+
+
+def bakery_families(ecs: Ecs) -> list[str]:
+    """Families holding at least one image Bakery made (tagged bakery:bake-id)."""
+    return sorted({image.family for image in ecs.images_tagged(tags.BAKE_ID) if image.family})
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    family: str
+    retention: Retention
+    action: str
+    decisions: tuple[Decision, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "keep": self.retention.keep, "keepSource": self.retention.source,
+                "ignoredTags": list(self.retention.ignored), "action": self.action,
+                "decisions": [d.to_dict() for d in self.decisions]}  # fmt: skip
+
+
+def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, force: bool = False,
+                  just_promoted: str = "") -> list[FamilyPlan]:  # fmt: skip
+    """`plan`, family by family, with each family's N and where it came from."""
+    plans: list[FamilyPlan] = []
+    templates: dict[str, list[tuple[str, int]]] | None = None
+    action = settings.retention_action
+    for name in [family] if family else bakery_families(ecs):
+        images = list(ecs.images_in_family(name))
+        if not images:
+            continue
+        retention = retention_for(images, settings.retention_keep)
+        for problem in retention.ignored:
+            log.warning("retention tag ignored", family=name, problem=problem)
+        first = decide(images, keep=retention.keep, action=action, family=name, just_promoted=just_promoted)
+        # Usage matters only where retention would act (a "last Available" image may act once another
+        # image turns out to be kept): look it up for those alone.
+        candidates = [d for d in first if (d.action != KEEP or d.reason == LAST_AVAILABLE) and d.status in RANKED]
+        usage: dict[str, Usage] = {}
+        if candidates and templates is None:
+            templates = ecs.launch_template_images()
+        for candidate in candidates:
+            if candidate.done and action == DEPRECATE:
+                continue
+            instance_ids, count = ecs.instances_using_image(candidate.image_id)
+            shared = ecs.shared_accounts(candidate.image_id) if candidate.status == "Available" else []
+            usage[candidate.image_id] = Usage(
+                tuple(instance_ids), count, tuple((templates or {}).get(candidate.image_id, [])), tuple(shared)
+            )
+        decisions = decide(images, keep=retention.keep, action=action, usage=usage, force=force, family=name,
+                           just_promoted=just_promoted)  # fmt: skip
+        plans.append(FamilyPlan(name, retention, action, tuple(decisions)))
+    return plans
+
+
+def plan(ecs: Ecs, settings: Settings, family: str | None = None, *, force: bool = False) -> list[Decision]:
+    """Retention decisions for every image of `family` (or of every family with Bakery images), newest first."""
+    return [d for p in plan_families(ecs, settings, family, force=force) for d in p.decisions]
+
+
+@dataclass
+class ApplyResult:
+    """What `apply` did to one family (or several)."""
+
+    family: str | None
+    action: str
+    decisions: list[Decision]
+    retention: dict[str, Retention] = field(default_factory=dict)  # family → its N and where N came from
+    deprecated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    deleted_snapshots: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"imageId", "why"}
+
+    @property
+    def kept(self) -> list[Decision]:
+        return [d for d in self.decisions if d.action == KEEP]
+
+    def to_dict(self) -> dict[str, Any]:
+        single = self.retention.get(self.family) if self.family else None
+        return {
+            "family": self.family,
+            "action": self.action,
+            # one family: its N and where it came from; every family: {family: N}
+            "keep": single.keep if single else {f: r.keep for f, r in self.retention.items()},
+            "keepSource": single.source if single else None,
+            "deprecated": self.deprecated,
+            "deleted": self.deleted,
+            "deletedSnapshots": self.deleted_snapshots,
+            "skipped": self.skipped,
+            "kept": [{"imageId": d.image_id, "reason": d.reason} for d in self.kept],
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
+
+
+def apply(
+    ecs: Ecs, settings: Settings, family: str | None, force: bool = False, just_promoted: str = ""
+) -> ApplyResult:
+    """Execute the plan. Idempotent: done decisions are skipped, a missing image or snapshot is ignored, and
+    what changed since the plan (an instance launched, the image shared) is skipped rather than forced."""
+    plans = plan_families(ecs, settings, family, force=force, just_promoted=just_promoted)
+    decisions = [d for p in plans for d in p.decisions]
+    result = ApplyResult(family, settings.retention_action, decisions, {p.family: p.retention for p in plans})
+    for d in decisions:
+        if d.action == KEEP or d.done:
+            continue
+        if d.action == DEPRECATE:
+            _deprecate(ecs, d, result)
+            continue
+        try:
+            result.deleted_snapshots += ecs.delete_image_with_snapshots(d.image_id, d.snapshot_ids, force=force)
+            result.deleted.append(d.image_id)
+            log.info("image deleted by retention", image_id=d.image_id, family=d.family, reason=d.reason)
+        except CloudError as exc:
+            if exc.code == "ImageUsingByInstance" and d.status == "Available":
+                # An instance was launched from it since the plan: it is in use now, so deprecate instead.
+                _deprecate(ecs, replace(d, action=DEPRECATE), result)
+            else:
+                result.skipped.append({"imageId": d.image_id, "why": f"{exc.code}: {exc.message}"})
+    return result
+
+
+def _deprecate(ecs: Ecs, d: Decision, result: ApplyResult) -> None:
+    try:
+        ecs.set_image_attributes(d.image_id, status="Deprecated")
+    except CloudError as exc:  # shared since the plan, no longer Available, gone: leave it
+        result.skipped.append({"imageId": d.image_id, "why": f"{exc.code}: {exc.message}"})
+        return
+    result.deprecated.append(d.image_id)
+    log.info("image deprecated by retention", image_id=d.image_id, family=d.family, reason=d.reason)
+
+
+def retention_applied(result: ApplyResult, ready_image_id: str = "") -> BakeryEvent:
+    """`bakery:Family:RetentionApplied` for users' notifications: what retention did to the family."""
+    data = {k: v for k, v in result.to_dict().items() if k != "decisions"}
+    if ready_image_id:
+        data["readyImageId"] = ready_image_id
+    return BakeryEvent(events.FAMILY_RETENTION_APPLIED, result.family or "", data)

@@ -1,0 +1,200 @@
+"""What retention keeps: for every image of a family (newest first), keep / deprecate / delete, with a reason.
+
+- `newest N` — the N newest images (Available or Deprecated) are kept. N is `BAKERY_RETENTION_KEEP`
+  (default 3), overridden per family by the image tag `bakery:retention-keep=<n>`. When several images of
+  the family carry that tag, the **newest image carrying a valid value wins**: tagging the latest image
+  changes the policy, and a stale tag on an old image never does (invalid values are ignored and reported);
+- `protected tag` — `bakery:protected=true` is never touched;
+- `last good` — the newest Available image whose check passed is never touched, even when newer images
+  failed their check (or were promoted unchecked) and pushed it out of the newest N;
+- `last Available` — a family is never left without an Available image (what DescribeImageFromFamily
+  resolves to);
+- `still being created` — Creating/Waiting images are left alone;
+- `shared with account(s) …` — deprecating or deleting a shared image needs unsharing it first, which cuts
+  other accounts off: retention leaves shared images to the operator (`bakery rollback` unshares explicitly);
+- everything else is `older than the newest N` and gets `BAKERY_RETENTION_ACTION`: `deprecate` (default;
+  the image leaves its family's resolution but still launches) or `delete` (the image, then its snapshots,
+  which bill until deleted). CreateFailed/UnAvailable images count for nothing: delete removes them,
+  deprecate cannot apply to them and leaves them.
+
+In use — an instance runs it (DescribeInstances ImageId=…) or a launch template's latest or default version
+names it — stops *deletion* only: such an image is deprecated instead (a Deprecated image still launches and
+can replace system disks, alibaba-apis.md §2.5), with `in use by instance i-…` / `in use by launch template
+lt-… v2` as the reason; `force=True` deletes it anyway.
+
+`decide` is pure (images + usage in, decisions out); `bakery.families.plan` adds the adapter calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bakery import tags
+from bakery.model import Image
+
+KEEP, DEPRECATE, DELETE = "keep", "deprecate", "delete"
+ACTIONS = (DEPRECATE, DELETE)
+PROTECTED_TAG = "bakery:protected"
+RETENTION_KEEP_TAG = "bakery:retention-keep"
+RANKED = ("Available", "Deprecated")  # the statuses that count towards the newest N
+IN_PROGRESS = ("Creating", "Waiting")
+LAST_AVAILABLE = "last Available"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Who depends on an image: instances running it, launch-template versions naming it, accounts it is
+    shared with."""
+
+    instances: tuple[str, ...] = ()
+    instance_count: int = 0  # may exceed len(instances): only the first page of ids is read
+    launch_templates: tuple[tuple[str, int], ...] = ()  # (template id, version)
+    shared_with: tuple[str, ...] = ()
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.instances or self.instance_count or self.launch_templates)
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.instances or self.instance_count:
+            shown = list(self.instances[:3])
+            more = max(self.instance_count, len(self.instances)) - len(shown)
+            noun = "instance" if len(shown) + max(more, 0) == 1 else "instances"
+            notes.append(f"in use by {noun} {', '.join(shown)}" + (f" (+{more} more)" if more > 0 else ""))
+        for template_id, version in self.launch_templates:
+            notes.append(f"in use by launch template {template_id} v{version}")
+        return notes
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many images a family keeps, and where that number came from."""
+
+    keep: int
+    source: str  # "BAKERY_RETENTION_KEEP" or "tag bakery:retention-keep=5 on m-…"
+    ignored: tuple[str, ...] = ()  # tag values that were not whole numbers >= 1
+
+
+@dataclass(frozen=True)
+class Decision:
+    family: str
+    image_id: str
+    name: str
+    status: str
+    created: str
+    action: str  # keep | deprecate | delete
+    reason: str  # the one that decided
+    reasons: tuple[str, ...]  # every reason that applies, the deciding one first
+    snapshot_ids: tuple[str, ...] = ()
+    keep: int = 0  # the family's N
+    done: bool = False  # already in the decided state (deprecating a Deprecated image): nothing to call
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.family, "imageId": self.image_id, "name": self.name, "status": self.status,
+            "created": self.created, "action": self.action, "reason": self.reason, "reasons": list(self.reasons),
+            "snapshotIds": list(self.snapshot_ids), "keep": self.keep, "done": self.done,
+        }  # fmt: skip
+
+
+def newest_first(images: Iterable[Image]) -> list[Image]:
+    return sorted(images, key=lambda i: (i.creation_time, i.image_id), reverse=True)
+
+
+def passed_check(image: Image) -> bool:
+    return image.detection_status == "Finished" and not image.failing_items
+
+
+def retention_for(images: Iterable[Image], default: int) -> Retention:
+    """N for a family: the newest image carrying a valid `bakery:retention-keep` wins, else `default`."""
+    ignored = []
+    for image in newest_first(images):
+        raw = image.tags.get(RETENTION_KEEP_TAG)
+        if raw is None:
+            continue
+        value = raw.strip()
+        if value.isdigit() and int(value) >= 1:
+            return Retention(int(value), f"tag {RETENTION_KEEP_TAG}={value} on {image.image_id}", tuple(ignored))
+        ignored.append(f"{image.image_id}: {RETENTION_KEEP_TAG}={raw!r} is not a whole number >= 1 (ignored)")
+    return Retention(default, "BAKERY_RETENTION_KEEP", tuple(ignored))
+
+
+def decide(
+    images: Iterable[Image],
+    *,
+    keep: int,
+    action: str = DEPRECATE,
+    usage: Mapping[str, Usage] | None = None,
+    force: bool = False,
+    family: str = "",
+    just_promoted: str = "",
+) -> list[Decision]:
+    """Retention for one family's images, newest first. Pure: `usage` says who uses which image (absent =
+    unused), `force` lets images in use be deleted. See the module docstring for the rules."""
+    if action not in ACTIONS:
+        raise ValueError(f"retention action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if keep < 1:
+        raise ValueError(f"retention keeps at least 1 image, got {keep}")
+    usage = usage or {}
+    ordered = newest_first(images)
+    ranked = [i for i in ordered if i.status in RANKED]
+    newest = {i.image_id for i in ranked[:keep]}
+    good = next((i for i in ranked if i.status == "Available" and passed_check(i)), None)
+    decisions = []
+    for image in ordered:
+        used = usage.get(image.image_id, Usage())
+        notes = used.notes()
+
+        def decision(act: str, reasons: list[str], done: bool = False, image: Image = image) -> Decision:
+            return Decision(family or image.family, image.image_id, image.name, image.status, image.creation_time,
+                            act, reasons[0], tuple(reasons), image.snapshot_ids, keep, done)  # fmt: skip
+
+        kept_because = []
+        if image.status in IN_PROGRESS:
+            kept_because.append("still being created")
+        if image.image_id in newest:
+            kept_because.append(f"newest {keep}")
+        if tags.truthy(image.tags.get(PROTECTED_TAG)):
+            kept_because.append("protected tag")
+        if image.image_id == just_promoted:  # promotions can land out of creation order: never undo one at once
+            kept_because.append("just promoted")
+        if good is not None and image.image_id == good.image_id and image.image_id not in newest:
+            kept_because.append("last good")
+        if used.shared_with:
+            accounts = ", ".join(used.shared_with[:3]) + (" …" if len(used.shared_with) > 3 else "")
+            kept_because.append(f"shared with account(s) {accounts}: unshare it to let retention retire it")
+        if kept_because:
+            decisions.append(decision(KEEP, kept_because + notes))
+        elif image.status not in RANKED:  # CreateFailed / UnAvailable: never launched anything
+            if action == DELETE:
+                decisions.append(decision(DELETE, [f"{image.status}: never usable", *notes]))
+            else:
+                unusable = f"{image.status}: cannot be deprecated (retention action delete would remove it)"
+                decisions.append(decision(KEEP, [unusable, *notes]))
+        else:
+            old = f"older than the newest {keep}"
+            if action == DELETE and used.in_use and not force:
+                reasons = [*notes, old, "deprecated, not deleted: it is in use (force deletes it)"]
+                decisions.append(decision(DEPRECATE, reasons, done=image.status == "Deprecated"))
+            elif action == DELETE:
+                decisions.append(decision(DELETE, [old, *notes, *(["forced"] if used.in_use else [])]))
+            else:
+                decisions.append(decision(DEPRECATE, [old, *notes], done=image.status == "Deprecated"))
+    return _keep_one_available(decisions)
+
+
+def _keep_one_available(decisions: list[Decision]) -> list[Decision]:
+    """Never leave the family without an Available image: spare the newest one retention would retire."""
+    available = [d for d in decisions if d.status == "Available"]
+    if not available or any(d.action == KEEP for d in available):
+        return decisions
+    spared = available[0]  # decisions are newest first
+    return [
+        replace(d, action=KEEP, reason=LAST_AVAILABLE, reasons=(LAST_AVAILABLE, *d.reasons), done=False)
+        if d is spared
+        else d
+        for d in decisions
+    ]

@@ -1,0 +1,202 @@
+"""The start of a bake: the trigger (`bakery:bake=true`, or `bakery:Bake:Requested`), claiming the instance
+(`bakery:bake-id`, state `preflight`), the static gate (what the API alone can judge) and the guest preflight
+(Cloud Assistant runs preflight/preflight.sh). A claim is never made twice: a second trigger while a bake is
+in flight is reported `already-baking` and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from bakery import events, state, tags
+from bakery.config import Settings
+from bakery.errors import BakeFailure, RetryableError
+from bakery.events import BakeryEvent
+from bakery.log import bound, get_logger
+from bakery.model import Instance
+from bakery.preflight.report import parse_report, preflight_script
+from bakery.stages import create, failure
+from bakery.stages.context import Context
+
+log = get_logger(__name__)
+
+TRANSITIONAL = ("Pending", "Starting", "Stopping")
+LOCAL_DISK_TYPE = re.compile(r"^ecs\.[id]\d")  # i/d-series: local SSD/HDD, never imaged
+PREFLIGHT_COMMAND = "bakery-preflight"
+_INSTANCE_ID = re.compile(r"^i-[\w-]+$")
+
+
+def bake_id_for(trigger: str, instance_id: str) -> str:
+    """A bake id derived from what triggered it: the same event delivered twice is the same bake."""
+    return "b-" + hashlib.sha256(f"{trigger}:{instance_id}".encode()).hexdigest()[:16]
+
+
+def preflight_script_for(settings: Settings, skip_rules: list[str]) -> str:
+    """The shipped preflight script, with its parameters set as the environment it reads."""
+    prelude = f"export MIN_FREE_MB={settings.min_free_mb}\nexport SKIP_RULES='{' '.join(sorted(skip_rules))}'\n"
+    return prelude + preflight_script()
+
+
+# == the trigger and the claim ======================================================================
+
+
+def on_tagged(ctx: Context, event: events.CloudEvent) -> None:
+    """ActionTrail TagResources: start a bake for each instance that got `bakery:bake=true`."""
+    call = events.TagCall.parse(event.data, tags.TRIGGER, tags.truthy)
+    if call.resource_type not in (None, "instance") or call.trigger is False:
+        log.debug("not a bake trigger (Bakery's own tag writes land here too)", event_id=event.id)
+        return
+    trigger_id = str(event.data.get("eventId") or event.id)
+    for instance_id in call.resource_ids:
+        if _INSTANCE_ID.match(instance_id):
+            # A record that does not carry the tags (trigger None) cannot tell a second trigger from
+            # any other tag write: it may start a bake the instance's tags ask for, never refuse one.
+            begin(ctx, instance_id, bake_id_for(trigger_id, instance_id), certain=call.trigger is True)
+
+
+def begin(ctx: Context, instance_id: str, bake_id: str, *, requested: bool = False, certain: bool = True) -> None:
+    """Start (or resume) a bake. `requested`: asked for by a `bakery:Bake:Requested` event, so the
+    trigger tag is not needed; the instance's other bakery:* tags (family, stop-first...) still apply.
+    `certain`: the event itself says the trigger was set (else a bake in flight is left alone quietly)."""
+    with bound(bake_id=bake_id, instance_id=instance_id):
+        instance = ctx.ecs.instance(instance_id)
+        if instance is None:
+            log.warning("instance no longer exists; nothing to bake")
+            return
+        if not requested and not tags.truthy(instance.tags.get(tags.TRIGGER)):
+            log.info("trigger tag is gone; not baking")
+            return
+        current = instance.tags.get(tags.BAKE_ID)
+        if current and current != bake_id:
+            log.info("a bake is already in flight for this instance; ignoring the second", in_flight=current)
+            if not certain:
+                return
+            # Tell the operator, without touching the instance or the bake in flight.
+            ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id, {
+                "bakeId": bake_id, "instanceId": instance_id, "reason": "already-baking",
+                "message": f"Instance {instance_id} is already being baked (bake {current}); this trigger was "
+                           "ignored. Tag it again after that bake ends.", "inFlight": current}))  # fmt: skip
+            return
+
+        def start() -> None:
+            if current is None:
+                static_gate(ctx, instance)
+                claim = {tags.BAKE_ID: bake_id, tags.STATE: state.to(state.INSTANCE, state.UNSET, state.PREFLIGHT)}
+                ctx.ecs.tag("instance", instance_id, claim)
+                log.info("bake started")
+            advance_instance(ctx, ctx.ecs.instance(instance_id) or instance)
+
+        failure.guarded(ctx, instance_id, bake_id, start)
+
+
+def static_gate(ctx: Context, instance: Instance) -> None:
+    """What can be judged from the API alone, before anything is changed."""
+    if instance.status in TRANSITIONAL:
+        raise RetryableError(f"instance is {instance.status}; Bakery never acts on a transitional state")
+    if instance.status not in ("Running", "Stopped"):
+        raise BakeFailure("instance-status", f"Instance {instance.instance_id} is {instance.status}: only Running "
+                          "or Stopped instances can be imaged.")  # fmt: skip
+    for kind, tag in (("family", tags.FAMILY), ("name prefix", tags.NAME)):
+        problem = create.name_problem(kind, instance.tags[tag]) if instance.tags.get(tag) else None
+        if problem:  # caught before any image exists: an invalid family would strand a checked image
+            raise BakeFailure("invalid-request", f"Tag {tag} on {instance.instance_id}: {problem}")
+    if "security" in instance.lock_reasons:
+        raise BakeFailure("instance-locked", f"Instance {instance.instance_id} is locked for security reasons "
+                          "(OperationLocks: security); unlock it in the console before baking.")  # fmt: skip
+    local = [d for d in ctx.ecs.disks(instance.instance_id) if d.is_local]
+    if LOCAL_DISK_TYPE.match(instance.instance_type) or local or instance.local_disk_count:
+        names = ", ".join(f"{d.disk_id} ({d.category})" for d in local) or "local disks"
+        raise BakeFailure("local-disks", f"Instance {instance.instance_id} ({instance.instance_type}) has {names}: "
+                          "local disks cannot be snapshotted, so the instance cannot be imaged. Bake an instance "
+                          "with cloud disks instead.")  # fmt: skip
+
+
+def advance_instance(ctx: Context, instance: Instance) -> None:
+    """Move a claimed bake one step further from whatever state its instance tags record."""
+    current = instance.tags.get(tags.STATE)
+    if current == state.PREFLIGHT:
+        if tags.PREFLIGHT_INVOKE in instance.tags:
+            _finish_preflight(ctx, instance)
+        else:
+            _start_preflight(ctx, instance)
+    elif current == state.STOPPING:
+        create.when_stopped(ctx, instance)
+    # creating and later: the image carries the state; the check function follows it
+
+
+# == the guest preflight ============================================================================
+
+
+def _start_preflight(ctx: Context, instance: Instance) -> None:
+    bake_id = instance.tags[tags.BAKE_ID]
+    if tags.truthy(instance.tags.get(tags.SKIP_GUEST_CHECKS)):
+        log.warning("guest checks skipped by tag", tag=tags.SKIP_GUEST_CHECKS)
+        return create.after_preflight(ctx, instance)
+    if instance.status != "Running":
+        return _unchecked_guest(ctx, instance, f"the instance is {instance.status}, so Cloud Assistant cannot "
+                                "inspect its disk")  # fmt: skip
+    if instance.os_type != "linux":
+        # The preflight is a RunShellScript: on Windows Cloud Assistant refuses it (status Invalid) and the
+        # bake used to end "preflight-error: output could not be read", which tells nobody what to do.
+        return _unchecked_guest(ctx, instance, f"the preflight is a Linux shell script and the instance runs "
+                                f"{instance.os_type}")  # fmt: skip
+    skip = [rule for rule, tag in tags.ALLOW.items() if tags.truthy(instance.tags.get(tag))]
+    invoke_id = ctx.ecs.run_script(instance.instance_id, preflight_script_for(ctx.settings, skip),
+                                   name=f"{PREFLIGHT_COMMAND}-{bake_id}")  # fmt: skip
+    ctx.ecs.tag("instance", instance.instance_id, {tags.PREFLIGHT_INVOKE: invoke_id})
+    log.info("guest preflight started", invoke_id=invoke_id)
+
+
+def on_preflight_done(ctx: Context, event: events.CloudEvent) -> None:
+    """Cloud Assistant TaskCompleted: read the preflight's report, if the command is this bake's."""
+    instance_id = str(event.data.get("instanceId", ""))
+    instance = ctx.ecs.instance(instance_id) if instance_id else None
+    if instance is None or tags.PREFLIGHT_INVOKE not in instance.tags:
+        return
+    # Alibaba's TaskCompleted sample shows commandName but may not carry invokeId (README: wiring): without
+    # it, the command named after this bake is ours; with it, it must be the invocation the bake recorded.
+    if "invokeId" in event.data:
+        ours = event.data["invokeId"] == instance.tags[tags.PREFLIGHT_INVOKE]
+    else:
+        ours = event.data.get("commandName") == f"{PREFLIGHT_COMMAND}-{instance.tags.get(tags.BAKE_ID)}"
+    if not ours:
+        return  # someone else's command, or a bake that already moved on
+    if instance.tags.get(tags.STATE) != state.PREFLIGHT:
+        # A duplicated TaskCompleted after the first copy moved the bake on (stopping/creating): the
+        # invoke tag is still there, so without this guard the copy re-ran after_preflight and called
+        # CreateImage on a Stopping instance (IncorrectInstanceStatus, retried into the dead letter).
+        return
+    with bound(bake_id=instance.tags.get(tags.BAKE_ID), instance_id=instance_id):
+        failure.guarded(ctx, instance_id, instance.tags[tags.BAKE_ID], lambda: _finish_preflight(ctx, instance))
+
+
+def _finish_preflight(ctx: Context, instance: Instance) -> None:
+    result = ctx.ecs.command_result(instance.tags[tags.PREFLIGHT_INVOKE], instance.instance_id)
+    if result is None or not result.finished:
+        return  # TaskCompleted (or the sweep) brings us back
+    if result.error_code in ("ClientNotRunning", "ClientNotResponse", "ClientNeedUpgrade", "InstanceNotRunning",
+                             "DeliveryTimeout"):  # fmt: skip
+        return _unchecked_guest(ctx, instance, f"Cloud Assistant could not run the preflight ({result.error_code})")
+    try:
+        report = parse_report(result.output, result.exit_code if result.exit_code is not None else -1)
+    except ValueError as exc:
+        raise BakeFailure("preflight-error", f"The preflight script's output could not be read ({exc}); "
+                          f"status {result.invocation_status}, exit code {result.exit_code}.") from None  # fmt: skip
+    if report.errors:
+        raise BakeFailure("preflight-error", "The preflight could not check: " + "; ".join(report.errors))
+    if not report.passed:
+        lines = [f"{f.rule}: {f.target} {f.detail}".strip() for f in report.findings]
+        overrides = sorted({tags.ALLOW[f.rule] for f in report.findings if f.rule in tags.ALLOW})
+        raise BakeFailure("preflight", "Preflight found: " + "; ".join(lines) + ". Fix them on the instance, or "
+                          f"override with the tag(s) {', '.join(f'{o}=true' for o in overrides)}.",
+                          findings=lines)  # fmt: skip
+    log.info("guest preflight passed")
+    create.after_preflight(ctx, instance)
+
+
+def _unchecked_guest(ctx: Context, instance: Instance, why: str) -> None:
+    if ctx.settings.unchecked_guest_policy == "warn":
+        log.warning("guest checks could not run; continuing (BAKERY_UNCHECKED_GUEST_POLICY=warn)", why=why)
+        return create.after_preflight(ctx, instance)
+    raise BakeFailure("guest-unchecked", f"Guest checks could not run: {why}. Start the instance / install Cloud "
+                      f"Assistant, or tag {tags.SKIP_GUEST_CHECKS}=true to bake without them.")  # fmt: skip

@@ -1,0 +1,50 @@
+"""Ending a bake that cannot succeed: one `bakery:Bake:Failed` with a reason a person can act on, then the
+wind-down (the bake's images retired, its instance released and started again if Bakery stopped it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bakery import events, state, tags
+from bakery.errors import BakeFailure, CloudError
+from bakery.events import BakeryEvent
+from bakery.log import get_logger
+from bakery.stages import promote
+from bakery.stages.context import Context
+
+log = get_logger(__name__)
+
+
+def guarded(ctx: Context, instance_id: str, bake_id: str, step: Callable[[], object]) -> None:
+    """Run a step; a BakeFailure — or a permanent cloud error nobody handled — ends the bake (once).
+    Retryable errors propagate to the retry policy (FC's async retries, then the sweep)."""
+    try:
+        step()
+    except CloudError as exc:  # permanent: retrying the same call cannot help, so say what broke
+        fail(ctx, instance_id, bake_id, BakeFailure("cloud-error", f"{exc.action} was refused: {exc.code}: "
+                                                    f"{exc.message}", action=exc.action, code=exc.code))  # fmt: skip
+    except BakeFailure as failure:
+        fail(ctx, instance_id, bake_id, failure)
+
+
+def fail(ctx: Context, instance_id: str, bake_id: str, failure: BakeFailure) -> None:
+    """End a bake: say why (once), retire its images, release its instance (restarting it if Bakery
+    stopped it). The reason is written on the instance first, so an interrupted wind-down is finished
+    by the sweep without a second Bake:Failed."""
+    log.error("bake failed", reason=failure.reason, detail=failure.message)
+    instance = promote.owned_instance(ctx, instance_id, bake_id)
+    if instance is not None:
+        ctx.ecs.tag("instance", instance_id, {tags.LAST_ERROR: failure.reason, tags.ENDING: bake_id or "-"})
+    ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id or bake_id, {
+        "bakeId": bake_id, "instanceId": instance_id, "reason": failure.reason, "message": failure.message,
+        **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}}))  # fmt: skip
+    wind_down(ctx, instance_id, bake_id, failure.reason)
+
+
+def wind_down(ctx: Context, instance_id: str, bake_id: str, reason: str) -> None:
+    """Retire every image of the bake that is not finished (deleted: a failed bake leaves none behind), then
+    release the instance with `bakery:last-error`. Safe to run again: the sweep finishes an interrupted one."""
+    for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id) if bake_id else []:
+        if image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
+            promote.retire(ctx, image, force_delete=True)
+    promote.release_instance(ctx, instance_id, bake_id, {tags.LAST_ERROR: reason})

@@ -1,0 +1,76 @@
+"""Promotion: the checked image into its family, `bakery:Image:Ready`, the instance released (and started again
+if Bakery stopped it), the images the bake replaced retired. Releasing and retiring end failed bakes too."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bakery import events, state, tags
+from bakery.errors import RetryableError
+from bakery.events import BakeryEvent
+from bakery.log import get_logger
+from bakery.model import Image, Instance
+from bakery.stages.context import Context
+
+log = get_logger(__name__)
+
+REPLACED = (state.REPAIRED, state.CHECK_FAILED)  # earlier images of a bake whose image is promoted: retired
+
+
+def promote(ctx: Context, image: Image, checked: bool = True) -> None:
+    """Every step is idempotent and `bakery:state=ready` is written LAST: if any step is interrupted
+    (throttling...), the image is still `checking` and the sweep runs the whole promotion again."""
+    bake_id = image.tags.get(tags.BAKE_ID, "")
+    family = image.tags.get(tags.FAMILY, "")
+    if family and image.family != family:
+        ctx.ecs.set_image_attributes(image.image_id, family=family)
+    for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+        if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
+            retire(ctx, earlier)
+    instance_id = image.tags.get(tags.SOURCE_INSTANCE, "")
+    # Images this bake created: one per CreateImage attempt plus one per repair.
+    attempts = int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0"))
+    release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
+    ctx.bus.publish(BakeryEvent(events.IMAGE_READY, image.image_id, {
+        "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
+        "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts}))  # fmt: skip
+    ctx.set_state(image, state.READY)
+    log.info("image promoted", family=family or None)
+
+
+def owned_instance(ctx: Context, instance_id: str, bake_id: str) -> Instance | None:
+    """The instance, unless it is gone or belongs to another bake by now."""
+    instance = ctx.ecs.instance(instance_id) if instance_id else None
+    if instance is None or instance.tags.get(tags.BAKE_ID) not in (bake_id, None):
+        return None
+    return instance
+
+
+def release_instance(ctx: Context, instance_id: str, bake_id: str, result_tags: dict[str, str]) -> None:
+    """Start the instance again if Bakery stopped it, then drop the bake's tags (the restart comes first:
+    once `bakery:stopped-by-bakery` is gone, nothing would remember to start it)."""
+    instance = owned_instance(ctx, instance_id, bake_id)
+    if instance is None:
+        return  # gone, another bake's, or a bake from snapshots (no instance)
+    state.check(state.INSTANCE, instance.tags.get(tags.STATE), state.UNSET)
+    if tags.truthy(instance.tags.get(tags.STOPPED_BY_BAKERY)):
+        if instance.status == "Stopping":  # it will settle; the sweep comes back to start it
+            raise RetryableError("instance is still Stopping; it will be started once Stopped")
+        if instance.status == "Stopped":
+            ctx.ecs.start(instance_id)
+            log.info("instance started again (Bakery had stopped it)")
+    ctx.ecs.tag("instance", instance_id, result_tags)
+    stale = tags.LAST_ERROR if tags.LAST_IMAGE in result_tags else tags.LAST_IMAGE
+    ctx.ecs.untag("instance", instance_id, [t for t in [*tags.INSTANCE_WORK_TAGS, stale] if t in instance.tags])
+
+
+def retire(ctx: Context, image: Image, force_delete: bool = False) -> None:
+    """Broken images leave the account (with their snapshots), or are deprecated, per BAKERY_RETIRE_POLICY."""
+    if ctx.settings.retire_policy == "deprecate" and not force_delete and image.status == "Available":
+        ctx.ecs.set_image_attributes(image.image_id, status="Deprecated")
+        ctx.set_state(image, state.RETIRED)
+        return
+    sources = set(tags.unpack_snapshot_ids(image.tags))  # the operator's snapshots (a snapshot bake): kept
+    ctx.ecs.delete_image_and_snapshots(replace(image, snapshot_ids=tuple(s for s in image.snapshot_ids
+                                                                        if s not in sources)))  # fmt: skip
+    log.info("image retired", retired_image_id=image.image_id)
