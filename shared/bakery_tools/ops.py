@@ -24,7 +24,7 @@ from bakery import events, state, tags
 from bakery.config import Settings
 from bakery.errors import BakeFailure, CloudError, ConfigError, RetryableError
 from bakery.model import Image, Instance
-from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from bakery_tools.exits import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Refused
 from bakery_tools.target import add_target_arguments, settings_for
 from bakery_tools.terminal import table_lines
 
@@ -35,17 +35,6 @@ MAX_NAME_PREFIX = 100  # the image is named PREFIX-<bake id>-<attempt>: 128 char
 IN_FLIGHT_IMAGE_STATES = state.IN_FLIGHT_IMAGE  # the state model's: what the sweep follows is what status shows
 ROW_KEYS = ("instanceId", "snapshotIds", "bakeId", "state", "inFlight", "imageId", "family", "attempts", "lastResult",
             "lastImage", "lastError")  # fmt: skip
-
-
-class Refused(Exception):
-    """The command cannot do what was asked: `exit_code` (1 refused, 2 bad input), a stable `reason`, and a
-    message that says what to do next."""
-
-    def __init__(self, exit_code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.reason = reason
-        self.message = message
 
 
 @dataclass

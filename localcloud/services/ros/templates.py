@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from localcloud.errors import ApiError
+from localcloud.fc.template.parameters import as_text as _text
 from localcloud.services.ros.models import _PSEUDO, _RESOURCE_KEYS, _SUB_VARIABLE, Stack, _Spec
 from localcloud.wire import Params
 
@@ -22,16 +23,6 @@ def _parse(text: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ApiError("InvalidTemplate", "The template must be a JSON or YAML mapping with Resources.")
     return document
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 def _placeholder(spec: dict[str, Any]) -> str:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+from bakery_tools.exits import Refused
 
-class DeployError(Exception):
+
+class DeployError(Refused):
     """Deploy or destroy cannot go on: `exit_code` (1 refused/failed, 2 bad input), a stable `reason`, and a
     message that says what to do next."""
-
-    def __init__(self, exit_code: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.reason = reason
-        self.message = message

@@ -15,6 +15,7 @@ from typing import Any
 from bakery_tools.deploy.errors import DeployError
 from bakery_tools.deploy.settings import DeploySettings
 from bakery_tools.exits import EXIT_USAGE
+from localcloud.fc.template.parameters import as_text as _text
 
 CODE_PARAMETERS = ("CodeBucket", "CodePrefix")
 BUS_PARAMETERS = ("NotificationBus", "DeadLetterBus")
@@ -163,13 +164,3 @@ def _sub(name: str, variables: Mapping[str, Any], ref: Callable[[str], Any]) -> 
     if "." in name and not name.startswith("ALIYUN::"):
         return "${" + name + "}"
     return _text(ref(name))
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
