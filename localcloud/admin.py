@@ -49,6 +49,11 @@ def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple
         if (method, route) == ("GET", "faults"):
             with cloud.lock:
                 return 200, cloud.faults.describe()
+        if (method, route) == ("DELETE", "faults"):
+            # Clears every installed fault and rate limit (the scenario's too) until the next reset.
+            with cloud.lock:
+                cloud.faults.clear()
+                return 200, cloud.faults.describe()
         if (method, route) == ("POST", "faults"):
             # A list of faults, or {faults: [...], rate_limits: {...}} as in a scenario. Any other key used
             # to be ignored silently (a single fault mapping installed nothing and answered 200).
@@ -74,6 +79,6 @@ def handle_admin(cloud: LocalCloud, method: str, url: str, body: bytes) -> tuple
         "routes": [
             "GET /_localcloud/clock", "POST /_localcloud/clock/advance?seconds=N", "POST /_localcloud/reset",
             "GET /_localcloud/state", "GET /_localcloud/events?since=N", "GET /_localcloud/calls",
-            "GET|POST /_localcloud/faults",
+            "GET|POST|DELETE /_localcloud/faults",
         ],
     }  # fmt: skip

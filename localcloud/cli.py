@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 import threading
@@ -21,9 +22,28 @@ def _load(path: str | None) -> Scenario:
     return Scenario.load(path) if path else Scenario.load(bundled_scenario("demo"))
 
 
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to any interface
+
+
 def serve(args: argparse.Namespace) -> int:
     from localcloud.server import LocalCloudServer
 
+    # Cloud Assistant (RunCommand/InvokeCommand) runs scripts on this host: anyone who can reach the port can run
+    # code here, so only loopback is served unless the operator says otherwise.
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            print(f"localcloud: refusing to serve on non-loopback host {args.host!r}: Cloud Assistant runs "
+                  "scripts on this machine for anyone who can reach the port. Pass --allow-remote to do it "
+                  "anyway.", file=sys.stderr)  # fmt: skip
+            return 2
+        print(f"localcloud: WARNING: serving on {args.host!r} (--allow-remote): anyone who can reach this port "
+              "can run scripts on this machine through Cloud Assistant.", file=sys.stderr)  # fmt: skip
     cloud = LocalCloud(_load(args.scenario))
     server = LocalCloudServer(cloud, host=args.host, port=args.port, speed=args.speed).start()
     clock = (
@@ -58,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     p_serve = commands.add_parser("serve", help="serve a scenario over HTTP until stopped")
     p_serve.add_argument("--scenario", help="scenario YAML (default: the bundled demo region)")
-    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--host", default="127.0.0.1", help="a loopback address unless --allow-remote")
+    p_serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a non-loopback --host (Cloud Assistant runs scripts on this host: a warning is printed)",
+    )
     p_serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p_serve.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
     p_serve.set_defaults(run=serve)

@@ -36,6 +36,7 @@ _STATUS_BY_CODE = {
     "Throttling.User": 400,
     "Throttling.Api": 400,
     "Rejected.Throttling": 400,
+    "TooManyRequests": 429,  # EventBridge's throttling (EventBridge "Error codes" doc)
     "ServiceUnavailable": 503,
     "ServiceUnavailable.RegionMaintaining": 503,
     "InternalError": 500,
@@ -71,7 +72,7 @@ _MESSAGE_BY_CODE = {
 
 
 def is_throttling(code: str) -> bool:
-    return code.startswith("Throttling") or code == "Rejected.Throttling"
+    return code.startswith("Throttling") or code in ("Rejected.Throttling", "TooManyRequests")
 
 
 def status_for(code: str) -> int:

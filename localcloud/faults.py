@@ -10,12 +10,28 @@ Rate limits are token buckets refilled on the virtual clock, so throttling is de
 
 from __future__ import annotations
 
+import difflib
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud.clock import VirtualClock
-from localcloud.errors import ApiError, injected_error
+from localcloud.errors import ApiError, injected_error, is_throttling
+from localcloud.services.base import KNOWN_ACTIONS
+
+# EventBridge answers throttling with HTTP 429 TooManyRequests, not ECS/OOS's 400 Throttling (EventBridge
+# "Error codes", https://www.alibabacloud.com/help/en/eventbridge/error-codes: "429 | TooManyRequests | The request
+# is denied by flow limiter for too many requests."; wiring-facts.md §11).
+EVENTBRIDGE_THROTTLING = ("TooManyRequests", "The request is denied by flow limiter for too many requests.", 429)
+
+
+def _check_action(action: str, where: str) -> None:
+    actions = KNOWN_ACTIONS
+    if action not in actions:
+        close = difflib.get_close_matches(action, list(actions), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise FaultSpecError(f"{where}: unknown action {action!r} (the local cloud has no such API, so it would "
+                             f"never fire){hint}")  # fmt: skip
 
 
 class FaultSpecError(ValueError):
@@ -91,6 +107,7 @@ class FaultPlan:
         for action, rate in (limits or {}).items():
             if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
                 raise FaultSpecError(f"rate_limits.{action}: expected calls per second > 0, got {rate!r}")
+            _check_action(str(action), f"rate_limits.{action}")
         for action, rate in (limits or {}).items():
             bucket = TokenBucket(float(rate), 0.0, self.clock.now)
             bucket.tokens = bucket.capacity  # start full
@@ -145,6 +162,8 @@ class FaultPlan:
         for key in ("action", "code", "message"):
             if key in entry and (not isinstance(entry[key], str) or not entry[key]):
                 raise FaultSpecError(f"{key} must be a non-empty string, got {entry[key]!r}")
+        # A fault on an action no service answers was accepted and then never fired.
+        _check_action(entry["action"], "action fault")
         latency = entry.get("latency_ms")
         if latency is not None and (not isinstance(latency, (int, float)) or isinstance(latency, bool) or latency < 0):
             raise FaultSpecError(f"latency_ms must be a number of milliseconds >= 0, got {latency!r}")
@@ -196,6 +215,9 @@ class FaultPlan:
                     400,
                     retry_after_ms=max(1, int(wait * 1000 + 0.999)),
                 )
+        if error is not None and is_throttling(error.code) and KNOWN_ACTIONS.get(action) == "eventbridge":
+            code, message, status = EVENTBRIDGE_THROTTLING  # EventBridge's spelling of throttling: 429
+            error = ApiError(code, message, status, retry_after_ms=error.retry_after_ms)
         return error, latency
 
     def copies_of_event(self, event_type: str) -> int:

@@ -155,6 +155,9 @@ class BucketSpec:
     owner: str | None = None  # None: the scenario's account
 
 
+OOS_EVENT_MODES = ("documented", "failed", "all")
+
+
 @dataclass
 class Scenario:
     region: str = "cn-hangzhou"
@@ -164,7 +167,11 @@ class Scenario:
     timings: Timings = field(default_factory=Timings)
     quotas: Quotas = field(default_factory=Quotas)
     rate_limits: dict[str, float] = field(default_factory=dict)
-    oos_events: str = "failed"  # failed: only Failed executions publish an event (as documented) | all
+    # Which OOS execution status changes publish oos:CloudMonitor:Execution[StatusChange]:
+    # documented (default): Started, Success, Failed -- the current OOS doc "System events for automated tasks
+    #   in OOS" (help.aliyun.com/en/oos/getting-started/system-events, Feb 2025; wiring-facts.md §5);
+    # failed: Failed only (the Dec 2023 edition of that doc); all: every status change.
+    oos_events: str = "documented"
     event_shapes: EventShapes = field(default_factory=EventShapes)
     images: list[ImageSpec] = field(default_factory=list)
     instances: list[InstanceSpec] = field(default_factory=list)
@@ -194,8 +201,10 @@ class Scenario:
         for key in ("region", "account_id", "oos_events"):
             if key in data:
                 setattr(scenario, key, str(data[key]))
-        if scenario.oos_events not in ("failed", "all"):
-            raise ScenarioError(f"{source}: oos_events must be 'failed' or 'all', got {scenario.oos_events!r}")
+        if scenario.oos_events not in OOS_EVENT_MODES:
+            raise ScenarioError(
+                f"{source}: oos_events must be one of {', '.join(OOS_EVENT_MODES)}, got {scenario.oos_events!r}"
+            )
         if "seed" in data:
             scenario.seed = _typed(data["seed"], int, source, "seed")
         if "start_time" in data:

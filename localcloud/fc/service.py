@@ -32,6 +32,7 @@ from localcloud.errors import ApiError
 from localcloud.fc.runtime import LocalRuntime
 from localcloud.fc.template.model import FunctionDef, Template
 from localcloud.reply import Reply
+from localcloud.services.base import register_actions
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -43,6 +44,7 @@ _FUNCTIONS = re.compile(r"^/2023-03-30/functions/?$")
 _TASK_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 DRIVER_INTERVAL_S = 0.02
 LOG_TAIL_BYTES = 4096
+register_actions("fc", ("InvokeFunction", "GetFunction", "ListFunctions"))  # the actions handle_rest answers
 
 
 class FcService:

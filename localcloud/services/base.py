@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,15 @@ class ActionSpec:
     name: str
     write: bool  # write actions publish an ActionTrail ApiCall event, as the real services do
     method: ActionMethod
+
+
+# Every action a fault or rate limit can name, with its service: filled as the services are defined (RPC services
+# by their @api methods, REST ones by `register_actions`). Importing `localcloud` defines them all.
+KNOWN_ACTIONS: dict[str, str] = {}
+
+
+def register_actions(service: str, names: Iterable[str]) -> None:
+    KNOWN_ACTIONS.update(dict.fromkeys(names, service))
 
 
 def api(name: str, *, write: bool = False) -> Callable[[ActionMethod], ActionMethod]:
@@ -47,6 +56,7 @@ class Service:
                 marker = getattr(attr, "_api_action", None)
                 if marker:
                     cls.actions[marker[0]] = ActionSpec(marker[0], marker[1], attr)
+        register_actions(cls.name, cls.actions)
 
     def __init__(self, cloud: LocalCloud) -> None:
         self.cloud = cloud

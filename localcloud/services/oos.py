@@ -247,6 +247,7 @@ class OosService(Service):
 
     def _simulate_repair(self, execution: Execution) -> None:
         clock, total = self.cloud.clock, self.cloud.timings.repair_seconds
+        self._maybe_publish(execution)  # Started
         execution.status = "Running"
         self._maybe_publish(execution)
         execution.timers.append(
@@ -292,6 +293,17 @@ class OosService(Service):
         source = ecs.images.get(source_id)
         if source is None:
             self._end(execution, "Failed", f"createImage: source image {source_id} was deleted during the repair.")
+            return
+        # The template's createSnapshot and createImage tasks are ECS calls under this account's quotas.
+        try:
+            ecs.refuse_over_snapshot_quota(1)
+        except ApiError as error:
+            self._end(execution, "Failed", f"createSnapshot: {error.code}: {error.message}")
+            return
+        try:
+            ecs.refuse_over_image_quota()
+        except ApiError as error:
+            self._end(execution, "Failed", f"createImage: {error.code}: {error.message}")
             return
         guest = copy.deepcopy(source.guest)
         if guest is not None:
@@ -347,9 +359,14 @@ class OosService(Service):
         self._maybe_publish(execution)
 
     def _maybe_publish(self, execution: Execution) -> None:
-        # Documented: CloudMonitor execution events fire when an execution fails (fc-eventbridge.md §2.5).
-        # Scenario `oos_events: all` publishes every status change instead.
-        if self.cloud.scenario.oos_events != "all" and execution.status != "Failed":
+        # Documented (current OOS doc "System events for automated tasks in OOS",
+        # help.aliyun.com/en/oos/getting-started/system-events, Feb 2025): an event is sent only when the
+        # execution status changes to Started, Success or Failed, never for child executions.
+        # Scenario `oos_events: failed` keeps the Dec 2023 edition (Failed only); `all` publishes every change.
+        mode = self.cloud.scenario.oos_events
+        if mode == "failed" and execution.status != "Failed":
+            return
+        if mode == "documented" and execution.status not in ("Started", "Success", "Failed"):
             return
         started = execution.created_epoch
         self.cloud.events.emit(

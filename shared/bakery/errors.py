@@ -21,8 +21,9 @@ class InvalidEvent(BakeryError):
 
 
 def is_throttling(code: str) -> bool:
-    """Throttling codes as ECS and OOS spell them (Throttling, Throttling.User, Throttling.Api, Rejected.Throttling)."""
-    return code.startswith("Throttling") or code == "Rejected.Throttling"
+    """Throttling codes as ECS and OOS spell them (Throttling, Throttling.User, Throttling.Api, Rejected.Throttling),
+    and EventBridge's HTTP 429 TooManyRequests (EventBridge "Error codes" doc)."""
+    return code.startswith("Throttling") or code in ("Rejected.Throttling", "TooManyRequests")
 
 
 class RetryableError(BakeryError):

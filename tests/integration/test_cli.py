@@ -7,11 +7,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import requests
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
 
+from localcloud.cli import main
 from localcloud.testing import sdk_config
 
 SCENARIO = Path(__file__).parents[2] / "localcloud" / "scenarios" / "demo.yml"
@@ -72,3 +75,59 @@ def test_demo_narrates_the_image_lifecycle_end_to_end() -> None:
     assert "FAILED [('Nvme'" in out
     assert "check=passed" in out
     assert "(no Available image left in the family)" in out
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
+def test_serve_refuses_a_non_loopback_host_without_allow_remote(
+    host: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no server may start (a refusal must come before anything listens)
+    import localcloud.server
+
+    monkeypatch.setattr(localcloud.server, "LocalCloudServer", None)
+    # When `serve --host <non-loopback>` runs without --allow-remote
+    code = main(["serve", "--host", host, "--port", "0"])
+    # Then it exits 2 explaining why (Cloud Assistant runs scripts on this host) and naming the flag
+    err = capsys.readouterr().err
+    assert code == 2
+    assert host in err and "Cloud Assistant" in err and "--allow-remote" in err
+
+
+@pytest.mark.parametrize(("host", "allow_remote"), [("0.0.0.0", True), ("127.0.0.1", False), ("localhost", False)])
+def test_serve_binds_loopback_or_an_allowed_remote_host(
+    host: str, allow_remote: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stand-in server that records where it would listen, and a stop that comes at once
+    import localcloud.cli
+    import localcloud.server
+
+    bound: list[str] = []
+
+    class FakeServer:
+        endpoint = "127.0.0.1:1"
+
+        def __init__(self, cloud: object, *, host: str, port: int, speed: float | None) -> None:
+            bound.append(host)
+
+        def start(self) -> FakeServer:
+            return self
+
+        def stop(self) -> None:
+            pass
+
+    class StopAtOnce:
+        def set(self) -> None:
+            pass
+
+        def wait(self) -> bool:
+            return True
+
+    monkeypatch.setattr(localcloud.server, "LocalCloudServer", FakeServer)
+    monkeypatch.setattr(localcloud.cli, "threading", SimpleNamespace(Event=StopAtOnce))
+    monkeypatch.setattr(localcloud.cli, "signal", SimpleNamespace(signal=lambda *_: None, SIGINT=2, SIGTERM=15))
+    # When `serve` runs with that host (and --allow-remote where it is not loopback)
+    code = main(["serve", "--host", host, "--port", "0"] + (["--allow-remote"] if allow_remote else []))
+    # Then it serves there, warning only for the remote host
+    err = capsys.readouterr().err
+    assert (code, bound) == (0, [host])
+    assert ("WARNING" in err) is allow_remote

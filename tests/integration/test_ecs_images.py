@@ -439,6 +439,21 @@ def test_create_image_beyond_the_image_quota_is_quota_exceed(make_env):
     assert len(own_image_ids(env)) == 1
 
 
+def test_create_image_whose_snapshots_pass_the_snapshot_quota_is_quota_exceed(make_env):
+    # Given a quota of two snapshots, and an instance with two disks, one snapshot already taken
+    env = _env(make_env, TWO_DISKS, quotas={"snapshots": 2})
+    disk = env.ecs.describe_disks(ecs_models.DescribeDisksRequest(region_id=env.region)).body.disks.disk[0]
+    _ready_snapshot(env, disk.disk_id)
+
+    # When creating an image of the instance (it would take two more snapshots)
+    with pytest.raises(ClientException) as excinfo:
+        create_image(env, instance_id="i-two", image_name="both-disks")
+
+    # Then 403 QuotaExceed.Snapshot (CreateImage's own snapshots count), and no image was made
+    assert_api_error(excinfo.value, "QuotaExceed.Snapshot", 403, "snapshot quota")
+    assert own_image_ids(env) == set()
+
+
 # -- CreateImage: idempotency and DryRun ------------------------------------------------------------------------
 
 
@@ -1265,16 +1280,22 @@ def test_delete_image_of_a_shared_image_is_refused_without_force(make_env):
     assert image_exists(env, image_id)
 
 
-def test_delete_image_of_a_shared_image_with_force_deletes_it(make_env):
+def test_delete_image_of_a_shared_image_is_refused_even_with_force(make_env):
     # Given a shared image
     env = _env(make_env)
     image_id = _ready_image(env)
     _share(env, image_id, add=["1111222233334444"])
 
     # When deleting it with Force=True
-    _delete(env, image_id, force=True)
+    with pytest.raises(ClientException) as excinfo:
+        _delete(env, image_id, force=True)
 
-    # Then it is gone
+    # Then 403 ImageUseShared still (Force overrides instances using the image, not sharing), and it still exists
+    assert_api_error(excinfo.value, "ImageUseShared", 403, "1111222233334444")
+    assert image_exists(env, image_id)
+    # And once the sharing is cancelled, Force=True deletes it
+    _share(env, image_id, remove=["1111222233334444"])
+    _delete(env, image_id, force=True)
     assert not image_exists(env, image_id)
 
 

@@ -334,3 +334,78 @@ def test_malformed_faults_built_in_code_raise_fault_spec_error(faults: list[dict
         LocalCloud(Scenario(faults=faults))
     # Then FaultSpecError names the bad key
     assert named in str(caught.value)
+
+
+# -- unknown actions, clearing, EventBridge throttling (issue 10, item 11) -------------------------
+
+
+def test_a_fault_on_an_unknown_action_is_refused_naming_the_close_matches(make_env: Callable[..., CloudEnv]) -> None:
+    # Given a cloud without faults
+    env = make_env({})
+    # When a fault naming an action no service has is posted (it used to be accepted and never fire)
+    response = requests.post(
+        admin_url(env, "faults"), json=[{"action": "DescribeInstance", "code": "InternalError", "nth": 1}], timeout=10
+    )
+    # Then 400 names the action and the close matches, and nothing was installed
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "DescribeInstance" in error and "DescribeInstances" in error
+    assert requests.get(admin_url(env, "faults"), timeout=10).json()["faults"] == []
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {"faults": [{"action": "CreateImages", "code": "InternalError", "nth": 1}]},
+        {"rate_limits": {"CreateImages": 1}},
+    ],
+)
+def test_a_scenario_fault_on_an_unknown_action_is_refused_when_it_loads(scenario: dict[str, Any]) -> None:
+    # Given a scenario whose fault or rate limit names an action no service has
+    # When it is loaded
+    with pytest.raises(ScenarioError) as caught:
+        Scenario.from_mapping(scenario)
+    # Then ScenarioError names it and suggests the real one
+    assert "'CreateImages'" in str(caught.value)
+    assert "CreateImage" in str(caught.value).replace("'CreateImages'", "")
+
+
+def test_delete_faults_clears_faults_and_rate_limits(make_env: Callable[..., CloudEnv]) -> None:
+    # Given a scenario with a throttling fault on DescribeInstances and a rate limit on CreateImage
+    env = make_env(
+        {
+            "faults": [{"action": "DescribeInstances", "code": "Throttling", "probability": 1}],
+            "rate_limits": {"CreateImage": 1},
+        }
+    )
+    with pytest.raises(ThrottlingException):
+        describe_instances(env)
+    # When the faults are deleted through the admin API
+    response = requests.delete(admin_url(env, "faults"), timeout=10)
+    # Then nothing is listed any more and the calls go through
+    assert response.status_code == 200
+    assert response.json() == {"faults": [], "rate_limits": {}}
+    assert requests.get(admin_url(env, "faults"), timeout=10).json() == {"faults": [], "rate_limits": {}}
+    assert describe_instances(env).body.total_count == 0
+
+
+def test_eventbridge_throttling_answers_429_too_many_requests(make_env: Callable[..., CloudEnv]) -> None:
+    # Given a rate limit of 1 call/s on EventBridge CreateEventBus and a throttling fault on PutEvents
+    from alibabacloud_eventbridge20200401 import models as eb_models
+
+    env = make_env(
+        {
+            "rate_limits": {"CreateEventBus": 1},
+            "faults": [{"action": "PutEvents", "code": "Throttling", "probability": 1}],
+        }
+    )
+    env.eventbridge.create_event_bus(eb_models.CreateEventBusRequest(event_bus_name="one"))
+    # When a second CreateEventBus comes in the same virtual second, and PutEvents is called
+    with pytest.raises(ThrottlingException) as limited:
+        env.eventbridge.create_event_bus(eb_models.CreateEventBusRequest(event_bus_name="two"))
+    with pytest.raises(ThrottlingException) as faulted:
+        env.eventbridge.put_events(eb_models.PutEventsRequest(event_bus_name="one", event_list=[]))
+    # Then both answer as EventBridge documents throttling: HTTP 429 TooManyRequests (not ECS's 400 Throttling)
+    for caught in (limited, faulted):
+        assert (caught.value.code, caught.value.status_code) == ("TooManyRequests", 429)
+        assert int(caught.value.retry_after) > 0

@@ -479,29 +479,60 @@ def test_start_execution_with_the_same_client_token_returns_the_same_execution(
     assert [e.execution_id for e in listed.executions] == [first.execution_id]
 
 
+@pytest.mark.parametrize(
+    ("quotas", "task", "code"),
+    [({"images": 1}, "createImage", "QuotaExceed.Image"), ({"snapshots": 1}, "createSnapshot", "QuotaExceed.Snapshot")],
+)
+def test_repair_beyond_the_quotas_fails_with_the_quota_error(
+    make_env: Callable[..., CloudEnv], quotas: dict[str, int], task: str, code: str
+) -> None:
+    # Given a quota of one custom image (or one snapshot), used by the image to repair
+    env = make_env({**SCENARIO, "quotas": quotas})
+    image_id = bake_image(env, "i-web1", "web")
+    # When a repair runs (its createSnapshot and createImage tasks need one more of each)
+    execution = run_to_end(env, start_repair(env, repair_parameters(image_id)).execution_id)
+    # Then it fails naming the task and the quota error, and made no image
+    assert execution.status == "Failed"
+    assert execution.status_message.startswith(f"{task}: {code}")
+    assert own_image_ids(env) == {image_id}
+
+
 # -- events ----------------------------------------------------------------------------------------
 
 
-def test_failed_execution_publishes_a_status_change_event(env: CloudEnv) -> None:
-    # Given the default scenario (oos_events: failed)
+def test_failed_execution_publishes_started_and_failed_events(env: CloudEnv) -> None:
+    # Given the default scenario (oos_events: documented -- until issue 10 the default was "failed", after the
+    # 2023 OOS doc; the current doc says events fire on Started, Success and Failed, so the expectation changed)
     # When a repair of an image that does not exist runs to its end
     execution = run_to_end(env, start_repair(env, repair_parameters("m-bp1doesnotexist")).execution_id)
-    # Then exactly one StatusChange event was published, for Failed, on the default bus
+    # Then a StatusChange event was published for Started and for Failed, on the default bus
     assert execution.status == "Failed"
     events = status_change_events(env, execution.execution_id)
-    assert [e["data"]["status"] for e in events] == ["Failed"]
-    assert events[0]["source"] == "acs.oos"
-    assert events[0]["aliyuneventbusname"] == "default"
-    assert events[0]["data"]["templateName"] == TEMPLATE
+    assert [e["data"]["status"] for e in events] == ["Started", "Failed"]
+    assert {e["source"] for e in events} == {"acs.oos"}
+    assert {e["aliyuneventbusname"] for e in events} == {"default"}
+    assert {e["data"]["templateName"] for e in events} == {TEMPLATE}
 
 
-def test_successful_execution_publishes_no_status_change_event_by_default(env: CloudEnv, failing_image: str) -> None:
-    # Given the default scenario (oos_events: failed)
+def test_successful_execution_publishes_started_and_success_by_default(env: CloudEnv, failing_image: str) -> None:
+    # Given the default scenario (oos_events: documented; it was "failed" before the OOS doc changed)
     # When a repair runs to Success
     execution = run_to_end(env, start_repair(env, repair_parameters(failing_image)).execution_id)
-    # Then no StatusChange event was published for it (documented: only failures notify)
+    # Then Started and Success were published, and not the undocumented Running
     assert execution.status == "Success"
-    assert status_change_events(env, execution.execution_id) == []
+    assert [e["data"]["status"] for e in status_change_events(env, execution.execution_id)] == ["Started", "Success"]
+
+
+def test_only_failures_are_published_with_oos_events_failed(make_env: Callable[..., CloudEnv]) -> None:
+    # Given a scenario with oos_events: failed (the 2023 edition of the OOS doc)
+    env = make_env({**SCENARIO, "oos_events": "failed"})
+    image_id = bake_image(env, "i-web1", "web")
+    # When one repair runs to Success and one of a missing image runs to Failed
+    success = run_to_end(env, start_repair(env, repair_parameters(image_id)).execution_id)
+    failed = run_to_end(env, start_repair(env, repair_parameters("m-bp1doesnotexist")).execution_id)
+    # Then only the failure was published
+    assert status_change_events(env, success.execution_id) == []
+    assert [e["data"]["status"] for e in status_change_events(env, failed.execution_id)] == ["Failed"]
 
 
 def test_every_status_change_is_published_with_oos_events_all(make_env: Callable[..., CloudEnv]) -> None:
@@ -511,7 +542,8 @@ def test_every_status_change_is_published_with_oos_events_all(make_env: Callable
     # When a repair runs to Success
     execution = run_to_end(env, start_repair(env, repair_parameters(image_id)).execution_id)
     # Then every status change was published, in order
-    assert [e["data"]["status"] for e in status_change_events(env, execution.execution_id)] == ["Running", "Success"]
+    statuses = [e["data"]["status"] for e in status_change_events(env, execution.execution_id)]
+    assert statuses == ["Started", "Running", "Success"]
 
 
 def test_start_execution_publishes_an_actiontrail_api_call(env: CloudEnv) -> None:

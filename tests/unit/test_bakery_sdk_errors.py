@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_ecs20140526.client import Client as EcsClient
+from alibabacloud_eventbridge20200401 import models as eb_models
 from alibabacloud_oos20190601 import models as oos_models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 from darabonba.exceptions import UnretryableException
@@ -43,6 +44,11 @@ ACTIONS: dict[str, tuple[str, Callable[[CloudEnv], Any], Callable[[CloudEnv], An
         "ecs",
         lambda env: env.ecs.create_image,
         lambda env: ecs_models.CreateImageRequest(region_id=env.region, instance_id="i-any"),
+    ),
+    "PutEvents": (
+        "eventbridge",
+        lambda env: env.eventbridge.put_events,
+        lambda env: eb_models.PutEventsRequest(event_bus_name="bakery", event_list=[]),
     ),
     "StartExecution": (
         "oos",
@@ -126,6 +132,17 @@ def test_throttling_becomes_retryable_with_the_servers_retry_after() -> None:
     assert isinstance(error, RetryableError)
     assert (error.code, error.retry_after_ms) == ("Throttling", 1000)
     assert str(error) == "DescribeInstances was throttled"
+    assert isinstance(error.__cause__, ThrottlingException)
+
+
+def test_eventbridge_429_too_many_requests_is_throttling() -> None:
+    # Given EventBridge throttling PutEvents: HTTP 429 TooManyRequests, as its error-codes doc spells it
+    # When the action is called
+    error = call_failing("PutEvents", "Throttling")
+
+    # Then it is retryable and classified as throttling (so `call` retries it quickly), with the retry hint
+    assert isinstance(error, RetryableError)
+    assert (error.code, error.retry_after_ms, error.throttled) == ("TooManyRequests", 1000, True)
     assert isinstance(error.__cause__, ThrottlingException)
 
 

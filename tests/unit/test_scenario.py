@@ -185,8 +185,19 @@ def test_an_empty_scenario_gives_the_defaults() -> None:
     scenario = Scenario.from_mapping({})
     # Then the defaults apply
     assert scenario == Scenario()
-    assert scenario.oos_events == "failed"
+    # The default was "failed" until issue 10: the current OOS system-events doc lists Started, Success and
+    # Failed (the 2023 edition said Failed only), so the default follows the source that changed.
+    assert scenario.oos_events == "documented"
     assert scenario.instances == []
+
+
+@pytest.mark.parametrize("mode", ["documented", "failed", "all"])
+def test_every_oos_events_mode_loads(mode: str) -> None:
+    # Given a scenario naming an oos_events mode
+    # When it is loaded
+    scenario = Scenario.from_mapping({"oos_events": mode})
+    # Then the mode is kept
+    assert scenario.oos_events == mode
 
 
 def test_an_instance_without_disks_gets_one_system_disk() -> None:

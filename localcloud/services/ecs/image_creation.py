@@ -92,8 +92,7 @@ class ImageCreationMixin:
                     )
                 return {"ImageId": known[1]}
 
-        if self._custom_image_count() >= self.cloud.quotas.images:
-            raise ApiError("QuotaExceed.Image", "The Image Quota exceeds.", 403)
+        self.refuse_over_image_quota()
         if name and self._name_taken(name):
             raise ApiError("InvalidImageName.Duplicated", "The specified Image name has already bean used.")
 
@@ -103,6 +102,8 @@ class ImageCreationMixin:
             plan = self._plan_from_mappings(mappings)
         else:
             plan = self._plan_from_snapshot(snapshot_id or "")
+        # The snapshots CreateImage takes of an instance's disks count against the snapshot quota too.
+        self.refuse_over_snapshot_quota(sum(1 for kind, _ in plan["snapshots"] if kind == "disk"))
         if p.bool("DryRun"):
             raise _dry_run()
 
@@ -128,6 +129,12 @@ class ImageCreationMixin:
             self.client_tokens[("CreateImage", token)] = (_fingerprint(p), image.image_id)
             image.client_token = token
         return {"ImageId": image.image_id}
+
+    def refuse_over_image_quota(self: EcsService) -> None:
+        """QuotaExceed.Image when one more custom image would pass the scenario's quota (CreateImage and the
+        OOS repair simulation both count)."""
+        if self._custom_image_count() >= self.cloud.quotas.images:
+            raise ApiError("QuotaExceed.Image", "The Image Quota exceeds.", 403)
 
     def _custom_image_count(self: EcsService) -> int:
         return sum(1 for i in self.images.values() if i.owner_alias == "self")

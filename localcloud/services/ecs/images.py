@@ -325,8 +325,17 @@ class ImagesMixin:
                 f"The specified image has been used to create instances ({', '.join(users)}); pass Force=true to delete it anyway.",
                 403,
             )
-        if image.shared_with and not force:
-            raise ApiError("ImageUseShared", "The specified image has been shared to others.", 403)
+        # Force only overrides instances using the image; a shared image is refused regardless (ECS DeleteImage
+        # error codes: 403 ImageUseShared "The specified image has been shared to others. You can use the
+        # DescribeImageSharePermission API to query the users who have been shared."; the Force parameter is
+        # documented as ignoring instances only; cancel sharing with ModifyImageSharePermission RemoveAccount first).
+        if image.shared_with:
+            raise ApiError(
+                "ImageUseShared",
+                "The specified image has been shared to others. You can use the DescribeImageSharePermission API "
+                f"to query the users who have been shared ({', '.join(sorted(image.shared_with))}).",
+                403,
+            )
         if p.bool("DryRun"):
             raise _dry_run()
         del self.images[image_id]

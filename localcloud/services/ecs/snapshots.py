@@ -32,6 +32,12 @@ class SnapshotsMixin:
                 403,
             )
 
+    def refuse_over_snapshot_quota(self: EcsService, new: int) -> None:
+        """QuotaExceed.Snapshot when `new` more snapshots would pass the scenario's quota (CreateSnapshot,
+        CreateImage's own snapshots and the OOS repair simulation all count)."""
+        if len(self.snapshots) + new > self.cloud.quotas.snapshots:
+            raise ApiError("QuotaExceed.Snapshot", "The snapshot quota exceeds.", 403)
+
     def take_snapshot(
         self: EcsService, disk: Disk, *, name: str, for_image: bool = False, retention_days: int | None = None
     ) -> Snapshot:
@@ -117,8 +123,7 @@ class SnapshotsMixin:
                 403,
             )
         self._refuse_if_snapshotting(disk.disk_id)
-        if sum(1 for _ in self.snapshots) >= self.cloud.quotas.snapshots:
-            raise ApiError("QuotaExceed.Snapshot", "The snapshot quota exceeds.", 403)
+        self.refuse_over_snapshot_quota(1)
         tags = p.tags()
         check_tags(tags)
         if p.bool("DryRun"):

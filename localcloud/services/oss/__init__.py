@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError
 from localcloud.reply import Reply
-from localcloud.services.base import Service
+from localcloud.services.base import Service, register_actions
 from localcloud.services.oss.model import (
     _ACLS,
     _EC,
@@ -437,6 +437,7 @@ _ROUTES: dict[tuple[str, str, str], tuple[str, bool, Handler]] = {
     ("HEAD", "object", "objectMeta"): ("GetObjectMeta", False, OssService.get_object_meta),
     ("DELETE", "object", ""): ("DeleteObject", True, OssService.delete_object),
 }
+register_actions("oss", [route[0] for route in _ROUTES.values()] + ["ListObjectsV2", "CopyObject"])
 _VERBS = {"GET": "Get", "PUT": "Put", "POST": "Post", "DELETE": "Delete", "HEAD": "Head"}
 
 
