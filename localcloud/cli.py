@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import signal
 import sys
-import threading
 from importlib import resources
 from pathlib import Path
 
@@ -58,11 +56,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"  admin:    http://{server.endpoint}/_localcloud/state")
     print(f"  clock:    {clock}")
     sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    server.serve_until_signalled()
     cloud.close()
     return 0
 

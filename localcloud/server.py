@@ -152,6 +152,16 @@ class LocalCloudServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def serve_until_signalled(self) -> None:
+        """Serve (from the main thread's point of view: wait) until SIGINT or SIGTERM, then stop."""
+        import signal
+
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+        self.stop()
+
     def __enter__(self) -> LocalCloudServer:
         return self.start()
 

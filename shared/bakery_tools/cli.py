@@ -147,9 +147,6 @@ def cmd_local_run(args: argparse.Namespace) -> int:
 
 def _serve_bare(args: argparse.Namespace, scenario: Any) -> int:
     """A region with nothing deployed: `bakery deploy --endpoint` brings Bakery up in it, as ROS would."""
-    import signal
-    import threading
-
     from localcloud import LocalCloud
     from localcloud.server import LocalCloudServer
 
@@ -165,11 +162,7 @@ def _serve_bare(args: argparse.Namespace, scenario: Any) -> int:
     )
     print(f"  bakery bake {next(iter(cloud.ecs.instances), 'i-...')} --family web {flags}")
     print(f"  bakery destroy --yes {flags}        (Ctrl-C stops)", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    server.serve_until_signalled()
     cloud.close()
     return EXIT_OK
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import requests
@@ -112,19 +111,10 @@ def test_serve_binds_loopback_or_an_allowed_remote_host(
         def start(self) -> FakeServer:
             return self
 
-        def stop(self) -> None:
+        def serve_until_signalled(self) -> None:  # the stop comes at once
             pass
-
-    class StopAtOnce:
-        def set(self) -> None:
-            pass
-
-        def wait(self) -> bool:
-            return True
 
     monkeypatch.setattr(localcloud.server, "LocalCloudServer", FakeServer)
-    monkeypatch.setattr(localcloud.cli, "threading", SimpleNamespace(Event=StopAtOnce))
-    monkeypatch.setattr(localcloud.cli, "signal", SimpleNamespace(signal=lambda *_: None, SIGINT=2, SIGTERM=15))
     # When `serve` runs with that host (and --allow-remote where it is not loopback)
     code = main(["serve", "--host", host, "--port", "0"] + (["--allow-remote"] if allow_remote else []))
     # Then it serves there, warning only for the remote host
