@@ -19,6 +19,12 @@ ALLOW = {
     "secrets": "bakery:allow-secrets",
 }
 SKIP_GUEST_CHECKS = "bakery:skip-guest-checks"
+# A standing opt-in: `bakery:Bake:Requested` events (anyone allowed to PutEvents on the bus) may bake this
+# instance. Without it a request is refused: tagging needs ecs:TagResources on the instance, PutEvents does not.
+ALLOW_REQUESTS = "bakery:allow-requests"
+
+# ECS allows 20 tags per resource (TagResources: QuotaExceed.Tags; alibaba-apis.md); Bakery keeps its own within it.
+MAX_TAGS_PER_RESOURCE = 20
 
 # Written by Bakery on the instance.
 BAKE_ID = "bakery:bake-id"
