@@ -41,6 +41,16 @@ class CheckItem:
 
 
 @dataclass(frozen=True)
+class ImageDisk:
+    """One DiskDeviceMapping of an image: a disk an instance launched from it gets."""
+
+    device: str
+    disk_type: str  # system | data
+    snapshot_id: str
+    size_gib: int
+
+
+@dataclass(frozen=True)
 class Image:
     image_id: str
     name: str
@@ -56,6 +66,8 @@ class Image:
     detection_status: str  # "" when the image has no DetectionOptions
     check_items: tuple[CheckItem, ...] = ()
     creation_time: str = ""
+    disks: tuple[ImageDisk, ...] = ()  # DiskDeviceMappings in order: the system disk first
+    boot_mode: str = ""
 
     @property
     def failing_items(self) -> tuple[CheckItem, ...]:

@@ -39,7 +39,9 @@ TRANSITIONS: Mapping[str, Mapping[str | None, frozenset[str | None]]] = {
     },
     IMAGE: {
         UNSET: frozenset({CREATING}),  # CreateImage, or a repaired image taking on the lineage
-        CREATING: frozenset({CHECKING, CHECK_FAILED, READY, RETIRED}),
+        # ... or REPAIRED: a repaired image missing its source's data disks, superseded by the image put back
+        # together from its system disk and those data disks (stages.check.reassemble)
+        CREATING: frozenset({CHECKING, CHECK_FAILED, READY, RETIRED, REPAIRED}),
         CHECKING: frozenset({CHECK_FAILED, READY, RETIRED}),
         CHECK_FAILED: frozenset({REPAIRING, RETIRED}),  # repair, or retired (bake failed, or another image promoted)
         REPAIRING: frozenset({REPAIRED, RETIRED}),

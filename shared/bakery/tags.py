@@ -47,6 +47,11 @@ REPAIRED_FROM = "bakery:repaired-from"
 # DiskDeviceMapping order (the first is the system disk); continued in `-2`, `-3`... when over 128 chars.
 SOURCE_SNAPSHOTS = "bakery:source-snapshots"
 
+# Written by Bakery on snapshots: = the bake id of an image being retired. ECS deletes an image's snapshots
+# only after the image, so the snapshots carry the record of what is left to delete (write-ahead) and a
+# retried or swept retire finishes it.
+RETIRING = "bakery:retiring"
+
 # The values of STATE, where each lives and how they move are bakery.state (the model of a bake's state); they
 # stay readable as tags.X for the tooling. New code uses bakery.state.
 PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED = (

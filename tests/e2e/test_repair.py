@@ -156,4 +156,6 @@ def test_windows_instance_without_skip_tag_is_told_to_skip_guest_checks(bake):
     assert result["reason"] == "guest-unchecked"
     assert "windows" in result["message"]
     assert f"{tags.SKIP_GUEST_CHECKS}=true" in result["message"]
+    # ... and not sent the wrong way: starting it or installing Cloud Assistant would not help
+    assert "Cloud Assistant agent" not in result["message"] and "Start it" not in result["message"]
     assert baked.mutations() == set()

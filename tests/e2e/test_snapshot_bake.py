@@ -112,9 +112,13 @@ def test_a_snapshot_bake_whose_check_fails_is_repaired_and_promoted_keeping_the_
     assert result["attempts"] == 2
     (check_failed,) = baked.events("bakery:Image:CheckFailed")
     assert [i["name"] for i in check_failed["data"]["items"]] == ["Nvme"]
-    (repaired,) = baked.events("bakery:Image:Repaired")
-    assert repaired["data"]["imageId"] == result["imageId"] == baked.newest_in_family("app")
+    # ... ACS-ECS-RepairImage brings back the system disk only (it repairs DiskDeviceMapping[0]), so the
+    # repaired image is put back together with the data disk, and that one is promoted
+    repaired, reassembled = baked.events("bakery:Image:Repaired")
+    assert reassembled["data"]["reassembledFrom"] == repaired["data"]["imageId"]
+    assert reassembled["data"]["imageId"] == result["imageId"] == baked.newest_in_family("app")
     promoted = baked.image(result["imageId"])
+    assert [mp.type for mp in promoted.disk_device_mappings.disk_device_mapping] == ["system", "data"]
     lineage = baked.image_tags(promoted)
     assert lineage[tags.REPAIRED_FROM] == check_failed["data"]["imageId"]
     assert tags.unpack_snapshot_ids(lineage) == held["snapshots"]

@@ -129,6 +129,8 @@ def test_stopped_instance_without_guest_checks_is_blocked_by_default(bake, cloud
     assert result["state"] == "failed"
     assert result["reason"] == "guest-unchecked"
     assert f"{tags.SKIP_GUEST_CHECKS}=true" in result["message"]
+    # ... the way through for a Stopped instance: start it and let Bakery stop it (or skip the checks)
+    assert f"Start it and tag {tags.STOP_FIRST}=true" in result["message"], result["message"]
     # ... without imaging, starting or stopping it
     assert baked.images() == []
     assert baked.mutations() == set()

@@ -3,6 +3,7 @@ before anything is written, and the sweep queries exactly the in-flight image st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from unittest.mock import MagicMock
 
 import pytest
@@ -87,7 +88,45 @@ def test_set_state_refuses_a_move_outside_the_table_before_writing() -> None:
 
 def test_the_sweep_queries_one_tag_value_per_in_flight_image_state() -> None:
     ctx = _context()
-    assert sweep.sweep(ctx, "2024-01-01T00:00:00Z") == {"images": 0, "repairs": 0, "instances": 0, "started": 0,
-                                                         "deferred": 0}  # fmt: skip
+    ctx.ecs.snapshots_tagged.return_value = []
+    assert sweep.sweep(ctx, "2024-01-01T00:01:00Z") == {"images": 0, "repairs": 0, "instances": 0, "started": 0,
+                                                         "deferred": 0, "errors": 0, "snapshots": 0}  # fmt: skip
     queried = [c.args for c in ctx.ecs.images_tagged.call_args_list]
     assert queried == [(tags.STATE, s) for s in state.IN_FLIGHT_IMAGE]
+    ctx.ecs.snapshots_tagged.assert_not_called()  # snapshots of interrupted retires: every 15th minute only
+    sweep.sweep(ctx, "2024-01-01T00:15:00Z")
+    ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)
+
+
+def test_one_failing_query_or_bake_does_not_stop_the_sweep_for_the_others() -> None:
+    from bakery.errors import RetryableError
+
+    ctx = _context()
+    creating = [_image(state.CREATING), replace(_image(state.CREATING), image_id="m-2")]
+    answers = {state.CREATING: creating, state.CHECKING: RetryableError("503", code="ServiceUnavailable")}
+
+    def images_tagged(key: str, value: str | None = None) -> list[Image]:
+        answer = answers.get(value, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    ctx.ecs.images_tagged.side_effect = images_tagged
+    followed: list[str] = []
+
+    def image(image_id: str) -> Image:  # the first bake's step hits a bug; the second must still be followed
+        followed.append(image_id)
+        if image_id == "m-1":
+            raise KeyError("a bug in one bake's step")
+        return replace(creating[1], status="Creating")
+
+    ctx.ecs.image.side_effect = image
+    claimed = Instance("i-1", "Running", "ecs.g7.large", "linux", "Aliyun", "x86_64",
+                       {tags.BAKE_ID: "b-lost", tags.STATE: state.CREATING})  # fmt: skip
+    ctx.ecs.instances_tagged.side_effect = lambda key, value=None: [claimed] if key == tags.BAKE_ID else []
+    counts = sweep.sweep(ctx, "2024-01-01T00:01:00Z")
+    assert followed == ["m-1", "m-2"]
+    assert counts["errors"] == 1 and counts["deferred"] == 1
+    # ... and with one image query unanswered, no claimed bake is judged to have lost its image
+    ctx.bus.publish.assert_not_called()
+    ctx.ecs.tag.assert_not_called()

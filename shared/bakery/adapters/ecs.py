@@ -13,7 +13,7 @@ from bakery.adapters.sdk import call
 from bakery.clients import client, waiter
 from bakery.config import Settings
 from bakery.errors import CloudError
-from bakery.model import CheckItem, CommandResult, Disk, Image, Instance
+from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Instance
 
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 
@@ -60,12 +60,15 @@ class Ecs:
 
     # -- tags --------------------------------------------------------------------------------------
 
-    def tag(self, resource_type: str, resource_id: str, tags: dict[str, str]) -> None:
-        if not tags:
+    def tag(self, resource_type: str, resource_id: str | Sequence[str], tags: dict[str, str]) -> None:
+        """TagResources on one resource, or on up to 50 of one type in one call (ECS' ResourceId.N limit)."""
+        ids = [resource_id] if isinstance(resource_id, str) else list(resource_id)
+        if not tags or not ids:
             return
-        self._call("TagResources", self._client.tag_resources, m.TagResourcesRequest(
-            region_id=self.region, resource_type=resource_type, resource_id=[resource_id],
-            tag=[m.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
+        for start in range(0, len(ids), 50):
+            self._call("TagResources", self._client.tag_resources, m.TagResourcesRequest(
+                region_id=self.region, resource_type=resource_type, resource_id=ids[start : start + 50],
+                tag=[m.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
 
     def untag(self, resource_type: str, resource_id: str, keys: list[str]) -> None:
         if not keys:
@@ -138,6 +141,44 @@ class Ecs:
             tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in (tags or {}).items()]))  # fmt: skip
         return body.image_id
 
+    def create_image_from_disks(self, disks: Sequence[ImageDisk], *, like: Image, name: str, description: str,
+                                tags: dict[str, str], client_token: str) -> str:  # fmt: skip
+        """One image from existing snapshots, disk for disk (device, type, size as given), with `like`'s
+        platform, architecture and boot mode: how a repaired system disk is put back together with its data disks."""
+        mappings = [m.CreateImageRequestDiskDeviceMapping(device=d.device or None, disk_type=d.disk_type,
+                                                          snapshot_id=d.snapshot_id, size=d.size_gib or None)
+                    for d in disks]  # fmt: skip
+        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
+            region_id=self.region, disk_device_mapping=mappings, image_name=name, description=description,
+            platform=like.platform or None, architecture=like.architecture or None, boot_mode=like.boot_mode or None,
+            detection_strategy="Standard", client_token=client_token,
+            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
+        return body.image_id
+
+    def snapshots_tagged(self, key: str, value: str | None = None) -> list[str]:
+        """Ids of the snapshots carrying tag `key` (= `value`), over all pages."""
+        tag = [m.DescribeSnapshotsRequestTag(key=key, value=value)]
+        result, token = [], None
+        while True:
+            body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
+                region_id=self.region, tag=tag, max_results=100, next_token=token))  # fmt: skip
+            result += [s.snapshot_id for s in (body.snapshots.snapshot if body.snapshots else None) or []]
+            token = body.next_token
+            if not token:
+                return result
+
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        """DeleteSnapshot; False when another image still uses it (SnapshotCreatedImage: it is kept)."""
+        try:
+            self._call("DeleteSnapshot", self._client.delete_snapshot, m.DeleteSnapshotRequest(snapshot_id=snapshot_id))
+        except CloudError as exc:
+            if exc.code in ("SnapshotCreatedImage",):
+                return False
+            if exc.code.startswith("InvalidSnapshotId.NotFound"):  # already gone: a retried delete
+                return True
+            raise
+        return True
+
     def image(self, image_id: str) -> Image | None:
         body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
             region_id=self.region, image_id=image_id, status=ALL_IMAGE_STATUSES, image_owner_alias="self"))  # fmt: skip
@@ -169,18 +210,10 @@ class Ecs:
         self._call("ModifyImageAttribute", self._client.modify_image_attribute, m.ModifyImageAttributeRequest(
             region_id=self.region, image_id=image_id, image_family=family, status=status, description=description))  # fmt: skip
 
-    def delete_image_and_snapshots(self, image: Image) -> None:
-        """Images leave their snapshots behind, and snapshots bill until deleted: remove both."""
+    def delete_image(self, image_id: str) -> None:
+        """DeleteImage (not forced: an image instances still use is refused). A missing image is ignored by ECS."""
         self._call("DeleteImage", self._client.delete_image,
-                   m.DeleteImageRequest(region_id=self.region, image_id=image.image_id, force=False))  # fmt: skip
-        for snapshot_id in image.snapshot_ids:
-            try:
-                self._call(
-                    "DeleteSnapshot", self._client.delete_snapshot, m.DeleteSnapshotRequest(snapshot_id=snapshot_id)
-                )
-            except CloudError as exc:
-                if exc.code != "SnapshotCreatedImage":  # another image still uses it: keep it, it is not ours alone
-                    raise
+                   m.DeleteImageRequest(region_id=self.region, image_id=image_id, force=False))  # fmt: skip
 
     # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.families) -----------------------
 
@@ -320,5 +353,11 @@ def _image(i: Any) -> Image:
         architecture=i.architecture or "x86_64", tags=_tags(i.tags),
         snapshot_ids=tuple(mp.snapshot_id for mp in mappings or [] if mp.snapshot_id),
         detection_status=(detection.status or "") if detection else "", check_items=items,
-        creation_time=i.creation_time or "",
+        creation_time=i.creation_time or "", boot_mode=i.boot_mode or "",
+        disks=tuple(ImageDisk(mp.device or "", mp.type or "", mp.snapshot_id or "", _int(mp.size))
+                    for mp in mappings or []),
     )  # fmt: skip
+
+
+def _int(value: Any) -> int:
+    return int(value) if str(value or "").isdigit() else 0

@@ -5,11 +5,13 @@ the sweep."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bakery import events, state, tags
 from bakery.errors import BakeFailure
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
-from bakery.model import Image
+from bakery.model import Image, ImageDisk
 from bakery.stages import create, failure, promote
 from bakery.stages.context import Context
 
@@ -32,7 +34,12 @@ def decide(ctx: Context, image: Image) -> None:
         return
     if image.status in ("CreateFailed", "UnAvailable"):
         return create.creation_failed(ctx, image)
-    if image.status != "Available" or not image.usable:
+    # Deprecated: someone deprecated the image while its bake was in flight; the bake still finishes (its
+    # status is the operator's choice, and a half-finished promotion must always have a way forward).
+    if image.status not in ("Available", "Deprecated") or not image.usable:
+        return
+    repaired = image.tags.get(tags.STATE) == state.CREATING and tags.REPAIRED_FROM in image.tags
+    if repaired and reassemble(ctx, image):
         return
     if not image.detection_status:
         return _unchecked_image(ctx, image)
@@ -58,3 +65,55 @@ def _unchecked_image(ctx: Context, image: Image) -> None:
     raise BakeFailure("check-unsupported", f"Image {image.image_id} ({image.platform}) cannot be checked by ECS "
                       "(encrypted disks or an unsupported OS), so Bakery will not promote it. Set "
                       "BAKERY_UNCHECKED_IMAGE_POLICY=promote to accept unchecked images.")  # fmt: skip
+
+
+def reassemble(ctx: Context, repaired: Image) -> bool:
+    """A repaired image must have every disk of the image it was repaired from. ACS-ECS-RepairImage repairs
+    only DiskDeviceMapping[0] and makes its image from that one snapshot (aliyun/oos-templates
+    PublicTemplates/YAML/ACS-ECS-RepairImage.yml: checkImage reads `DiskDeviceMapping[0].SnapshotId`, createImage
+    passes a single `SnapshotId`), so a source with data disks comes back without them. Then the image is put
+    back together — the repaired system disk plus the source's data-disk snapshots, device for device — and
+    that image is checked and promoted instead. Returns True when `repaired` is superseded (or the bake ends).
+
+    Checked once, when the repaired image is first seen Available (state `creating`): one DescribeImages."""
+    source_id = repaired.tags[tags.REPAIRED_FROM]
+    source = ctx.ecs.image(source_id)
+    if source is None:
+        raise BakeFailure("disks-unverified", f"Image {source_id}, which {repaired.image_id} was repaired from, is "
+                          "gone, so Bakery cannot check that the repaired image kept every disk; it will not promote "
+                          "it. Tag the instance again to bake it afresh.")  # fmt: skip
+    missing = disks_missing(source.disks, repaired.disks)
+    if not missing:
+        return False
+    if len(repaired.disks) != 1 or not repaired.disks[0].snapshot_id or any(not d.snapshot_id for d in source.disks):
+        raise BakeFailure("disk-lost", f"Repaired image {repaired.image_id} lacks disks of {source_id} "
+                          f"({', '.join(missing)}) in a way Bakery cannot put back together; it will not promote it.",
+                          missing=missing)  # fmt: skip
+    bake_id = repaired.tags.get(tags.BAKE_ID, "")
+    repairs = repaired.tags.get(tags.REPAIRS, "0")
+    system = replace(repaired.disks[0], device=source.disks[0].device or repaired.disks[0].device)
+    lineage = {k: v for k, v in repaired.tags.items() if k.startswith("bakery:")}
+    lineage[tags.STATE] = state.to(state.IMAGE, state.UNSET, state.CREATING)
+    whole_id = ctx.ecs.create_image_from_disks(
+        [system, *source.disks[1:]], like=repaired, name=f"{source.name}-r{repairs}"[:128],
+        description=repaired.description or f"{source.description} (repaired from {source_id})"[:256],
+        tags={**ctx.settings.tags_required, **lineage}, client_token=f"{bake_id}-r{repairs}-disks",
+    )  # fmt: skip
+    # Write-ahead: the whole image exists before the system-only one is marked superseded.
+    ctx.set_state(repaired, state.REPAIRED)
+    ctx.bus.publish(BakeryEvent(events.IMAGE_REPAIRED, whole_id, {
+        "bakeId": bake_id, "imageId": whole_id, "repairedFrom": source_id, "reassembledFrom": repaired.image_id,
+        "disks": len(source.disks)}))  # fmt: skip
+    log.info("repaired image lacked data disks; put back together with them", whole_image_id=whole_id,
+             missing=missing)  # fmt: skip
+    return True
+
+
+def disks_missing(source: tuple[ImageDisk, ...], image: tuple[ImageDisk, ...]) -> list[str]:
+    """The disks of `source` that `image` does not carry (in order, same type, at least the same size)."""
+    missing = []
+    for n, disk in enumerate(source):
+        have = image[n] if n < len(image) else None
+        if have is None or have.disk_type != disk.disk_type or have.size_gib < disk.size_gib:
+            missing.append(f"{disk.device or f'disk {n}'} ({disk.disk_type}, {disk.size_gib} GiB)")
+    return missing

@@ -31,6 +31,21 @@ def name_problem(kind: str, value: str, max_length: int = 128) -> str | None:
     return None
 
 
+# The most tags a bake writes on an image at once: bake-id, state, source-instance, attempt, repairs, family,
+# repair-execution, repaired-from (a snapshot bake: source-snapshots instead of source-instance, plus name).
+IMAGE_LINEAGE_TAGS = 9
+
+
+def image_tag_budget(ctx: Context, extra: int = 0) -> None:
+    """MandatoryTags and Bakery's lineage must fit ECS' 20 tags per image (`extra`: more source-snapshots tags)."""
+    limit, mandatory = tags.MAX_TAGS_PER_RESOURCE, len(ctx.settings.tags_required)
+    over = mandatory + IMAGE_LINEAGE_TAGS + extra - limit
+    if over > 0:
+        raise BakeFailure("tag-limit", f"MandatoryTags has {mandatory} tags and Bakery writes up to "
+                          f"{IMAGE_LINEAGE_TAGS + extra} of its own on an image; ECS allows {limit} per resource. "
+                          f"Remove {over} from the MandatoryTags template parameter.", remove=over)  # fmt: skip
+
+
 # == from an instance ==============================================================================
 
 
@@ -54,8 +69,13 @@ def on_instance_state(ctx: Context, event: events.CloudEvent) -> None:
 
 
 def when_stopped(ctx: Context, instance: Instance) -> None:
+    """`stopping`: image a Stopped instance; a Running one was never stopped (StopInstance was throttled or
+    failed after the state was written), so the stop is issued again; Stopping settles by itself."""
     if instance.status == "Stopped":
         create_image(ctx, instance, attempt=1)
+    elif instance.status == "Running":
+        ctx.ecs.stop(instance.instance_id)
+        log.info("instance still Running in `stopping`: StopInstance issued again")
 
 
 def create_image(ctx: Context, instance: Instance, attempt: int) -> str:
@@ -93,13 +113,15 @@ def creation_failed(ctx: Context, image: Image) -> None:
     """ECS ended the image CreateFailed (or UnAvailable): retire it and try again, up to
     BAKERY_MAX_CREATE_ATTEMPTS (a repaired image is not made again: its bake fails)."""
     attempt = int(image.tags.get(tags.ATTEMPT, "1"))
-    promote.retire(ctx, image, force_delete=True)
     if tags.SOURCE_SNAPSHOTS in image.tags:
         return _snapshot_creation_failed(ctx, image, attempt)
     instance = ctx.ecs.instance(image.tags.get(tags.SOURCE_INSTANCE, ""))
     if attempt < ctx.settings.max_create_attempts and instance is not None and image.tags.get(tags.REPAIRS, "0") == "0":
         log.warning("image creation failed; trying again", attempt=attempt)
+        # Write-ahead: attempt n+1 exists (same ClientToken on a retry: the same image) before attempt n is
+        # retired, so an interruption in between leaves the bake an image to follow, never none.
         create_image(ctx, instance, attempt + 1)
+        promote.retire(ctx, image, force_delete=True)
         return
     raise BakeFailure("create-failed", f"CreateImage ended CreateFailed {attempt} time(s) for "
                       f"{image.tags.get(tags.SOURCE_INSTANCE)} (last image {image.image_id}); see the ECS console "
@@ -110,13 +132,19 @@ def _create_image_failure(instance_id: str, exc: CloudError) -> BakeFailure | Re
     code = exc.code
     if code == "QuotaExceed.Image":
         return BakeFailure("image-quota", "The account's custom image quota is used up (QuotaExceed.Image): delete "
-                           "old images (`bakery plan`) or raise the quota in Quota Center, then tag the instance again.")  # fmt: skip
+                           "images you no longer need (deprecated images still count: only deleting frees quota; "
+                           "`bakery plan FAMILY --action delete` lists what retention would delete) or "
+                           "raise the quota in Quota Center, then tag the instance again.")  # fmt: skip
     if code == "InstanceLockedForSecurity":
         return BakeFailure("instance-locked", f"Instance {instance_id} is locked for security reasons.")
     if code in ("IncorrectInstanceStatus", "IncorrectDiskStatus.CreatingSnapshot"):
         return RetryableError(f"CreateImage: {code}: {exc.message}", code=code)
     if code in ("InvalidDiskCategory.CreateImage", "InvalidInstanceId.ValueNotSupported"):
         return BakeFailure("local-disks", f"Instance {instance_id} cannot be imaged: {exc.message}")
+    if code in ("NumberExceed.Tags", "QuotaExceed.Tags", "InvalidTagCount"):
+        return BakeFailure("tag-limit", f"CreateImage refused the image's tags ({code}: {exc.message}): an image "
+                           f"carries at most {tags.MAX_TAGS_PER_RESOURCE} tags, MandatoryTags plus Bakery's own. "
+                           "Remove entries from the MandatoryTags template parameter.")  # fmt: skip
     if "Tag" in code or "tag" in exc.message.lower():
         return BakeFailure("mandatory-tag", f"CreateImage refused the image's tags ({code}: {exc.message}). Set the "
                            "tags your tag policy requires in the MandatoryTags template parameter.")  # fmt: skip
@@ -154,6 +182,7 @@ def begin_from_snapshots(ctx: Context, snapshot_ids: list[str], bake_id: str, *,
                 problem = name_problem(kind, value) if value else None
                 if problem:
                     raise BakeFailure("invalid-request", problem)
+            image_tag_budget(ctx, extra=len(tags.pack_snapshot_ids(snapshot_ids)) - 1)
             create_from_snapshots(ctx, snapshot_ids, bake_id, family=family, name=name, attempt=1)
         except BakeFailure as refused:
             refused.details.setdefault("snapshotIds", list(snapshot_ids))
@@ -192,6 +221,7 @@ def _snapshot_creation_failed(ctx: Context, image: Image, attempt: int) -> None:
         log.warning("image creation from snapshots failed; trying again", attempt=attempt)
         create_from_snapshots(ctx, snapshot_ids, image.tags.get(tags.BAKE_ID, ""), attempt=attempt + 1,
                               family=image.tags.get(tags.FAMILY, ""), name=image.tags.get(tags.NAME, ""))  # fmt: skip
+        promote.retire(ctx, image, force_delete=True)  # after its successor exists (write-ahead)
         return
     raise BakeFailure("create-failed", f"CreateImage ended CreateFailed {attempt} time(s) for snapshots "
                       f"{', '.join(snapshot_ids)} (last image {image.image_id}); check the snapshots in the ECS "

@@ -29,22 +29,31 @@ def guarded(ctx: Context, instance_id: str, bake_id: str, step: Callable[[], obj
 
 def fail(ctx: Context, instance_id: str, bake_id: str, failure: BakeFailure) -> None:
     """End a bake: say why (once), retire its images, release its instance (restarting it if Bakery
-    stopped it). The reason is written on the instance first, so an interrupted wind-down is finished
-    by the sweep without a second Bake:Failed."""
+    stopped it). Write-ahead: `bakery:Bake:Failed` is published first (its id is deterministic, so a retry
+    that publishes again is deduplicated), and only then is the instance marked `bakery:ending`, so the sweep
+    finishes an interrupted wind-down without ever losing the event."""
     log.error("bake failed", reason=failure.reason, detail=failure.message)
-    instance = promote.owned_instance(ctx, instance_id, bake_id)
-    if instance is not None:
-        ctx.ecs.tag("instance", instance_id, {tags.LAST_ERROR: failure.reason, tags.ENDING: bake_id or "-"})
     ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id or bake_id, {
         "bakeId": bake_id, "instanceId": instance_id, "reason": failure.reason, "message": failure.message,
         **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}}))  # fmt: skip
+    instance = promote.owned_instance(ctx, instance_id, bake_id)
+    if instance is not None:
+        try:
+            ctx.ecs.tag("instance", instance_id, {tags.LAST_ERROR: failure.reason, tags.ENDING: bake_id or "-"})
+        except CloudError as exc:
+            if exc.code != "QuotaExceed.Tags":
+                raise
+            # No room for the marker (someone added tags during the bake): wind down now, unmarked.
+            log.warning("no tag room to mark the bake ending; winding down directly", code=exc.code)
     wind_down(ctx, instance_id, bake_id, failure.reason)
 
 
 def wind_down(ctx: Context, instance_id: str, bake_id: str, reason: str) -> None:
     """Retire every image of the bake that is not finished (deleted: a failed bake leaves none behind), then
     release the instance with `bakery:last-error`. Safe to run again: the sweep finishes an interrupted one."""
-    for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id) if bake_id else []:
-        if image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
-            promote.retire(ctx, image, force_delete=True)
+    if bake_id:
+        for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+            if image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
+                promote.retire(ctx, image, force_delete=True)
+        promote.collect_retired_snapshots(ctx, bake_id)
     promote.release_instance(ctx, instance_id, bake_id, {tags.LAST_ERROR: reason})

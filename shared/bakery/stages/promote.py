@@ -3,8 +3,6 @@ if Bakery stopped it), the images the bake replaced retired. Releasing and retir
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bakery import events, state, tags
 from bakery.errors import RetryableError
 from bakery.events import BakeryEvent
@@ -24,12 +22,16 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
     family = image.tags.get(tags.FAMILY, "")
     if family and image.family != family:
         ctx.ecs.set_image_attributes(image.image_id, family=family)
+    # The promoted image may share snapshots with the images it replaces (a repaired system disk put back
+    # together with the original's data disks): those stay.
     for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
         if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
-            retire(ctx, earlier)
+            retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
     instance_id = image.tags.get(tags.SOURCE_INSTANCE, "")
     # Images this bake created: one per CreateImage attempt plus one per repair.
     attempts = int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0"))
+    if attempts > 1:  # an earlier image's retire may have been interrupted after its image was deleted
+        collect_retired_snapshots(ctx, bake_id)
     release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
     ctx.bus.publish(BakeryEvent(events.IMAGE_READY, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
@@ -59,18 +61,46 @@ def release_instance(ctx: Context, instance_id: str, bake_id: str, result_tags: 
         if instance.status == "Stopped":
             ctx.ecs.start(instance_id)
             log.info("instance started again (Bakery had stopped it)")
-    ctx.ecs.tag("instance", instance_id, result_tags)
+    # The work tags go first, so the result always has room (the 20-tag limit); a retry after a failure in
+    # between finds the instance unclaimed and writes the result again.
     stale = tags.LAST_ERROR if tags.LAST_IMAGE in result_tags else tags.LAST_IMAGE
     ctx.ecs.untag("instance", instance_id, [t for t in [*tags.INSTANCE_WORK_TAGS, stale] if t in instance.tags])
+    ctx.ecs.tag("instance", instance_id, result_tags)
 
 
-def retire(ctx: Context, image: Image, force_delete: bool = False) -> None:
-    """Broken images leave the account (with their snapshots), or are deprecated, per BAKERY_RETIRE_POLICY."""
+def retire(ctx: Context, image: Image, force_delete: bool = False, keep: frozenset[str] = frozenset()) -> None:
+    """Broken images leave the account (with their snapshots), or are deprecated, per BAKERY_RETIRE_POLICY.
+
+    Write-ahead: the snapshots to delete are tagged `bakery:retiring` before the image is deleted (ECS refuses
+    to delete a snapshot an image uses, and a deleted image no longer says which snapshots were its own), so a
+    delete interrupted half-way is finished by `collect_retired_snapshots`. Never deleted: the operator's
+    snapshots a snapshot bake was made from, and `keep` (snapshots another image of the bake still uses)."""
     if ctx.settings.retire_policy == "deprecate" and not force_delete and image.status == "Available":
         ctx.ecs.set_image_attributes(image.image_id, status="Deprecated")
         ctx.set_state(image, state.RETIRED)
         return
-    sources = set(tags.unpack_snapshot_ids(image.tags))  # the operator's snapshots (a snapshot bake): kept
-    ctx.ecs.delete_image_and_snapshots(replace(image, snapshot_ids=tuple(s for s in image.snapshot_ids
-                                                                        if s not in sources)))  # fmt: skip
-    log.info("image retired", retired_image_id=image.image_id)
+    sources = set(tags.unpack_snapshot_ids(image.tags))
+    doomed = [s for s in image.snapshot_ids if s not in sources and s not in keep]
+    bake_id = image.tags.get(tags.BAKE_ID) or "-"
+    ctx.ecs.tag("snapshot", doomed, {tags.RETIRING: bake_id})
+    ctx.ecs.delete_image(image.image_id)
+    for snapshot_id in doomed:
+        _delete_retired_snapshot(ctx, snapshot_id)
+    log.info("image retired", retired_image_id=image.image_id, snapshots=len(doomed))
+
+
+def collect_retired_snapshots(ctx: Context, bake_id: str | None = None) -> int:
+    """Finish retires that were interrupted after their image was deleted: delete the snapshots still tagged
+    `bakery:retiring` (= `bake_id`, or any bake's). Returns how many were deleted."""
+    deleted = 0
+    for snapshot_id in ctx.ecs.snapshots_tagged(tags.RETIRING, bake_id):
+        deleted += _delete_retired_snapshot(ctx, snapshot_id)
+    return deleted
+
+
+def _delete_retired_snapshot(ctx: Context, snapshot_id: str) -> bool:
+    if ctx.ecs.delete_snapshot(snapshot_id):
+        return True
+    # Another image still uses it (SnapshotCreatedImage): it is not garbage, so it stops being marked.
+    ctx.ecs.untag("snapshot", snapshot_id, [tags.RETIRING])
+    return False
