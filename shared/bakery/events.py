@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bakery.errors import InvalidEvent
@@ -24,6 +24,15 @@ FAMILY_RETENTION_APPLIED = "bakery:Family:RetentionApplied"  # subject: the fami
 BAKERY_TYPES = (BAKE_REQUESTED, IMAGE_CREATION_STARTED, IMAGE_CHECK_FAILED, IMAGE_REPAIR_STARTED, IMAGE_REPAIRED,
                 IMAGE_READY, BAKE_FAILED, FAMILY_RETENTION_APPLIED)  # fmt: skip
 
+# The source each handled type is published under (template.yml's triggers and rules match both).
+_SOURCES = {"bakery:": SOURCE, "ecs:": "acs.ecs", "oos:": "acs.oos"}
+
+
+def source_of(event_type: str) -> str | None:
+    """The source an event of `event_type` comes from, None for a type Bakery knows nothing about."""
+    return next((source for prefix, source in _SOURCES.items() if event_type.startswith(prefix)), None)
+
+
 ACTIONTRAIL_API_CALL = "ecs:ActionTrail:ApiCall"
 SNAPSHOT_COMPLETED = "ecs:Snapshot:CreateSnapshotCompleted"
 INSTANCE_STATE_CHANGE = "ecs:Instance:StateChange"
@@ -31,9 +40,101 @@ ASSISTANT_TASK_COMPLETED = "ecs:CloudAssistant:TaskCompleted"
 OOS_EXECUTION_STATUS = "oos:CloudMonitor:Execution[StatusChange]"
 
 
+# -- the edge: bytes → a well-formed JSON object --------------------------------------------------------
+# Limits on what is accepted at all, before any field is read. EventBridge caps an event at 64 KB (PutEvents);
+# nothing Bakery is routed nests deeper than ActionTrail's requestParameterJson (about 5 levels).
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_DEPTH = 32
+MAX_ID_CHARS = 256  # id, source, type, subject, time, timer names: short strings
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # json.loads accepts NaN/Infinity; JSON does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} does not fit a float")
+    return value
+
+
+def _json_object(payload: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        body: Any = payload
+    else:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidEvent(f"the invocation payload is larger than {MAX_PAYLOAD_BYTES // 1024} KB")
+        try:
+            # Strict UTF-8: FC hands over the bytes EventBridge delivered (json.loads would also guess UTF-16/32).
+            text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload
+            body = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # ValueError: JSONDecodeError, 4300+ digit ints
+            raise InvalidEvent("the invocation payload is not JSON") from None
+    if isinstance(body, list):  # event-streaming mode delivers batches; event-driven (ours) delivers one
+        raise InvalidEvent("a batch of events arrived; Bakery's triggers use event-driven mode (one event each)")
+    if not isinstance(body, dict):
+        raise InvalidEvent("the invocation payload is not a JSON object")
+    _check_tree(body)
+    return body
+
+
+def _check_tree(body: dict[str, Any]) -> None:
+    """Refuse what no later step should have to think about: nesting past MAX_DEPTH (recursion in any
+    consumer), lone surrogates in any string or key (they cannot be encoded: hashing a bake id, an SDK
+    request, a log line), and non-JSON values in a decoded mapping. Iterative: a deep tree cannot recurse."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                raise InvalidEvent("the invocation payload has text that is not valid Unicode (a lone surrogate)")
+        elif isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                raise InvalidEvent(f"the invocation payload nests deeper than {MAX_DEPTH} levels")
+            for key, item in value.items():
+                if not isinstance(key, str) or not _encodable(key):
+                    raise InvalidEvent("the invocation payload has a key that is not valid Unicode text")
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                raise InvalidEvent(f"the invocation payload nests deeper than {MAX_DEPTH} levels")
+            stack.extend((item, depth + 1) for item in value)
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            raise InvalidEvent(f"the invocation payload holds a {type(value).__name__}, which JSON cannot")
+        elif isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            raise InvalidEvent("the invocation payload holds a number JSON cannot (NaN or infinity)")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value for an error message or log line: repr (escapes control characters), cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_text(body: dict[str, Any], key: str, what: str, *, required: bool) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value) or len(value) > MAX_ID_CHARS:
+        raise InvalidEvent(f"{what}: {key} must be a string of at most {MAX_ID_CHARS} characters ({show(value)})")
+    return value
+
+
 @dataclass(frozen=True)
 class CloudEvent:
-    """The envelope every EventBridge-triggered invocation carries (CloudEvents 1.0 + Alibaba extensions)."""
+    """The envelope every EventBridge-triggered invocation carries (CloudEvents 1.0 + Alibaba extensions).
+
+    `account_id` / `region_id` are EventBridge's `aliyunaccountid` / `aliyunregionid` (None when absent):
+    the handler compares them with the function's own before anything is routed."""
 
     id: str
     source: str
@@ -42,6 +143,8 @@ class CloudEvent:
     time: str
     data: dict[str, Any]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    account_id: str | None = None
+    region_id: str | None = None
 
     @classmethod
     def parse(cls, payload: bytes | str | dict[str, Any]) -> CloudEvent:
@@ -49,16 +152,34 @@ class CloudEvent:
         missing = [k for k in ("id", "source", "type") if not isinstance(body.get(k), str) or not body.get(k)]
         if missing:
             raise InvalidEvent(f"not a CloudEvent: missing {', '.join(missing)}")
+        for key in ("id", "source", "type"):
+            _short_text(body, key, "not a CloudEvent", required=True)
+        what = f"event {show(body['id'])}"
+        subject = _short_text(body, "subject", what, required=False) or ""
+        time = _short_text(body, "time", what, required=False) or ""
+        account = _short_text(body, "aliyunaccountid", what, required=False)
+        region = _short_text(body, "aliyunregionid", what, required=False)
         data = body.get("data")
         if isinstance(data, str):  # RawData-style or double-encoded payloads
+            if len(data) > MAX_PAYLOAD_BYTES:
+                raise InvalidEvent(f"{what}: data is too large")
             try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
+                data = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+            except (ValueError, RecursionError):
                 raise InvalidEvent(f"event {body['id']}: data is not JSON") from None
         if not isinstance(data, dict):
             raise InvalidEvent(f"event {body['id']} ({body['type']}): data must be a JSON object")
-        return cls(body["id"], body["source"], body["type"], str(body.get("subject", "")), str(body.get("time", "")),
-                   data, body)  # fmt: skip
+        _check_tree(data)  # a decoded string is checked like the body was
+        return cls(body["id"], body["source"], body["type"], subject, time, data, body, account, region)
+
+    def with_data(self, data: dict[str, Any]) -> CloudEvent:
+        """The same envelope with only the validated fields a stage may read (entrypoints' typed parsing)."""
+        return replace(self, data=data)
+
+
+# FC timer triggers: triggerTime is UTC ISO 8601 ("2026-01-05T09:05:00Z"); names are FC's resource names.
+_TRIGGER_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+_TRIGGER_NAME = re.compile(r"[A-Za-z_][\w-]{0,127}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -69,28 +190,157 @@ class TimerEvent:
     trigger_time: str
     payload: str
 
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> TimerEvent:
+        name, when, payload = body.get("triggerName"), body.get("triggerTime"), body.get("payload", "")
+        if not isinstance(name, str) or not _TRIGGER_NAME.fullmatch(name):
+            raise InvalidEvent(f"timer invocation: triggerName must be a trigger's name ({show(name)})")
+        if not isinstance(when, str) or not _TRIGGER_TIME.fullmatch(when):
+            raise InvalidEvent(f"timer {name}: triggerTime must be an ISO 8601 time ({show(when)})")
+        if payload is None:
+            payload = ""
+        return cls(name, when, payload if isinstance(payload, str) else json.dumps(payload))
+
 
 def parse_invocation(payload: bytes | str | dict[str, Any]) -> CloudEvent | TimerEvent:
     body = _json_object(payload)
     if "triggerName" in body and "triggerTime" in body:
-        payload = body.get("payload", "")
-        return TimerEvent(str(body["triggerName"]), str(body["triggerTime"]),
-                          payload if isinstance(payload, str) else json.dumps(payload))  # fmt: skip
+        return TimerEvent.parse(body)
     return CloudEvent.parse(body)
 
 
-def _json_object(payload: bytes | str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(payload, dict):
-        return payload
-    try:
-        body = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidEvent("the invocation payload is not JSON") from None
-    if isinstance(body, list):  # event-streaming mode delivers batches; event-driven (ours) delivers one
-        raise InvalidEvent("a batch of events arrived; Bakery's triggers use event-driven mode (one event each)")
-    if not isinstance(body, dict):
-        raise InvalidEvent("the invocation payload is not a JSON object")
-    return body
+# -- typed data: the fields each routed event type is read for, checked before any stage runs ------------
+# ASCII ids, matched whole (re.fullmatch: `$` would let a trailing newline through; `\w` alone is Unicode).
+IMAGE_ID = re.compile(r"m-[A-Za-z0-9_-]{1,64}", re.ASCII)
+INSTANCE_ID = re.compile(r"i-[A-Za-z0-9_-]{1,64}", re.ASCII)
+SNAPSHOT_ID = re.compile(r"s-[A-Za-z0-9_-]{1,62}", re.ASCII)
+EXECUTION_ID = re.compile(r"exec-[A-Za-z0-9_-]{1,64}", re.ASCII)
+BAKE_ID = re.compile(r"b-[A-Za-z0-9_-]{1,64}", re.ASCII)
+MAX_SNAPSHOTS = 17  # DiskDeviceMapping: one system disk + up to 16 data disks (alibaba-apis.md §2.2)
+MAX_TAG_VALUE = 128  # ECS tag values (TagResources), and so family / name prefix
+
+
+def required_text(event: CloudEvent, name: str, pattern: re.Pattern[str] | None = None, *,
+                  limit: int = MAX_TAG_VALUE) -> str:  # fmt: skip
+    """data.<name>: a non-empty string of at most `limit` characters, matching `pattern` whole."""
+    value = event.data.get(name)
+    if (not isinstance(value, str) or not value or len(value) > limit
+            or (pattern is not None and not pattern.fullmatch(value))):  # fmt: skip
+        raise InvalidEvent(f"{event.type} event {show(event.id)}: data.{name} is missing or malformed ({show(value)})")
+    return value
+
+
+def optional_text(event: CloudEvent, name: str, *, limit: int = MAX_TAG_VALUE) -> str:
+    """data.<name> when it may be absent, null or empty: "" then."""
+    value = event.data.get(name)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidEvent(f"{event.type} event {show(event.id)}: data.{name} must be a string of at most {limit} "
+                           f"characters ({show(value)})")  # fmt: skip
+    return value
+
+
+@dataclass(frozen=True)
+class BakeRequest:
+    """`bakery:Bake:Requested`: {"instanceId"} or {"snapshotIds", "family", "name"}; "bakeId" optional."""
+
+    instance_id: str | None
+    snapshot_ids: tuple[str, ...]
+    bake_id: str | None
+    family: str
+    name: str
+
+    @classmethod
+    def parse(cls, event: CloudEvent) -> BakeRequest:
+        bake_id = required_text(event, "bakeId", BAKE_ID) if event.data.get("bakeId") is not None else None
+        # Checked in both forms (a malformed request is dropped whole); an instance bake takes its family and
+        # name from the instance's tags, never from the request.
+        family, name = optional_text(event, "family"), optional_text(event, "name")
+        if "snapshotIds" in event.data:
+            value = event.data["snapshotIds"]
+            if (
+                not isinstance(value, list)
+                or not 1 <= len(value) <= MAX_SNAPSHOTS
+                or not all(isinstance(v, str) and SNAPSHOT_ID.fullmatch(v) for v in value)
+                or len(set(value)) != len(value)
+            ):
+                raise InvalidEvent(
+                    f"{event.type} event {show(event.id)}: data.snapshotIds must be 1-{MAX_SNAPSHOTS} distinct "
+                    f"snapshot ids, the system disk's first ({show(value)})"
+                )
+            if "instanceId" in event.data:
+                raise InvalidEvent(f"{event.type} event {show(event.id)}: give instanceId or snapshotIds, not both")
+            return cls(None, tuple(value), bake_id, family, name)
+        return cls(required_text(event, "instanceId", INSTANCE_ID), (), bake_id, "", "")
+
+
+def tag_call_data(event: CloudEvent) -> dict[str, Any]:
+    """ActionTrail TagResources: the record's fields TagCall and the claim read, each of the type they assume.
+
+    RPC request parameters are strings on the wire (ActionTrail's samples; tests/contract/test_event_samples.py):
+    a record whose parameters are not a string map, or whose JSON form is not the documented shape, is malformed."""
+    what = f"{event.type} event {show(event.id)}"
+    out: dict[str, Any] = {"eventName": event.data.get("eventName")}
+    event_id = event.data.get("eventId")
+    if event_id is not None:
+        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
+            raise InvalidEvent(f"{what}: data.eventId must be a string ({show(event_id)})")
+        out["eventId"] = event_id
+    flat = event.data.get("requestParameters")
+    if flat is not None:
+        if not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values()):
+            raise InvalidEvent(f"{what}: data.requestParameters must be an object of strings ({show(flat)})")
+        out["requestParameters"] = flat
+    nested = event.data.get("requestParameterJson")
+    if isinstance(nested, str):
+        try:
+            nested = json.loads(nested, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError):
+            raise InvalidEvent(f"{what}: data.requestParameterJson is not JSON") from None
+        if isinstance(nested, (dict, list)):
+            _check_tree({"requestParameterJson": nested})
+    if nested is not None:
+        if not isinstance(nested, dict):
+            raise InvalidEvent(f"{what}: data.requestParameterJson must be an object ({show(nested)})")
+        ids, tag_list, kind = nested.get("ResourceId"), nested.get("Tag"), nested.get("ResourceType")
+        if not (
+            ids is None or isinstance(ids, str) or (isinstance(ids, list) and all(isinstance(i, str) for i in ids))
+        ):
+            raise InvalidEvent(f"{what}: requestParameterJson.ResourceId must be ids ({show(ids)})")
+        if not (tag_list is None or (isinstance(tag_list, list) and all(
+                isinstance(t, dict) and all(isinstance(t.get(k), (str, type(None))) for k in ("Key", "Value"))
+                for t in tag_list))):  # fmt: skip
+            raise InvalidEvent(f"{what}: requestParameterJson.Tag must be a list of {{Key, Value}} ({show(tag_list)})")
+        if kind is not None and not isinstance(kind, str):
+            raise InvalidEvent(f"{what}: requestParameterJson.ResourceType must be a string ({show(kind)})")
+        out["requestParameterJson"] = nested
+    referenced = event.data.get("referencedResources")
+    if referenced is not None:
+        instances = referenced.get("ACS::ECS::Instance") if isinstance(referenced, dict) else None
+        if not isinstance(referenced, dict) or not (
+            instances is None or (isinstance(instances, list) and all(isinstance(i, str) for i in instances))
+        ):
+            raise InvalidEvent(f"{what}: data.referencedResources must map resource types to ids ({show(referenced)})")
+        out["referencedResources"] = referenced
+    return out
+
+
+def task_completed_data(event: CloudEvent) -> dict[str, Any]:
+    """Cloud Assistant TaskCompleted: instanceId, and invokeId / commandName when present (both strings)."""
+    out: dict[str, Any] = {"instanceId": required_text(event, "instanceId", INSTANCE_ID)}
+    for key in ("invokeId", "commandName"):
+        if event.data.get(key) is not None:
+            out[key] = required_text(event, key, limit=MAX_ID_CHARS)
+    return out
+
+
+def instance_state_data(event: CloudEvent) -> dict[str, Any]:
+    """ECS InstanceStateChange: the instance (resourceId) and its new state."""
+    return {
+        "resourceId": required_text(event, "resourceId", INSTANCE_ID),
+        "state": required_text(event, "state", limit=32),
+    }
 
 
 @dataclass(frozen=True)

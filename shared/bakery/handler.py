@@ -1,6 +1,7 @@
 """The FC edge: bytes → validated event → one pipeline call, under one error policy.
 
-- InvalidEvent (malformed or foreign): logged and dropped — no retry storm, no API mutation.
+- InvalidEvent (malformed or foreign): logged and dropped — no retry storm, no API mutation. Foreign: a
+  CloudEvent of another account or region than the function's own (README "Trust boundary").
 - RetryableError (throttling, 5xx, transitional state): re-raised, so FC's async retry comes back.
 - BakeFailure escaping a step: the pipeline already ended the bake; logged here as well.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from bakery.config import Settings
 from bakery.errors import BakeFailure, ConfigError, InvalidEvent, RetryableError
-from bakery.events import CloudEvent, TimerEvent, parse_invocation
+from bakery.events import CloudEvent, TimerEvent, parse_invocation, show
 from bakery.log import bound, configure, get_logger
 from bakery.pipeline import Pipeline
 
@@ -43,6 +44,13 @@ def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[byt
             except InvalidEvent as exc:
                 log.warning("dropped an invalid event", reason=str(exc))
                 return json.dumps({"status": "dropped", "reason": str(exc)})
+            if isinstance(parsed, CloudEvent):
+                try:
+                    check_origin(parsed, own_account(settings, context), settings.region)
+                except InvalidEvent as exc:
+                    log.warning("dropped an event from outside this account and region", reason=str(exc),
+                                event_id=parsed.id, event_type=parsed.type)  # fmt: skip
+                    return json.dumps({"status": "dropped", "reason": str(exc)})
             event_fields = (
                 {"event_id": parsed.id, "event_type": parsed.type}
                 if isinstance(parsed, CloudEvent)
@@ -70,3 +78,32 @@ def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[byt
 
     handler.__name__ = f"{name}_handler"
     return handler
+
+
+def own_account(settings: Settings, context: Any) -> str:
+    """The account the function runs in: FC_ACCOUNT_ID, else the context's account_id (both documented for
+    every FC runtime: "Configure environment variables" and the Python "Context" page). Neither → ConfigError:
+    without it no event can be checked, and failing loudly keeps the events in FC's retries / dead letter."""
+    account = settings.account_id or getattr(context, "account_id", None)
+    if not isinstance(account, str) or not account:
+        log.error("configuration error: FC did not say which account this function runs in")
+        raise ConfigError("FC_ACCOUNT_ID is not set and the context has no account_id: Bakery accepts only "
+                          "events of its own account, so it cannot accept any (FC sets both on every instance).")  # fmt: skip
+    return account
+
+
+def check_origin(event: CloudEvent, account: str, region: str) -> None:
+    """EventBridge stamps every event it delivers with aliyunaccountid / aliyunregionid (EventBridge "Event
+    overview"); Bakery acts only in its own account and region, so anything else — or an event without the
+    stamps, which did not come through EventBridge's envelope — is dropped before it is routed."""
+    if event.account_id is None or event.region_id is None:
+        missing = [k for k, v in (("aliyunaccountid", event.account_id), ("aliyunregionid", event.region_id))
+                   if v is None]  # fmt: skip
+        raise InvalidEvent(f"event {show(event.id)} has no {' or '.join(missing)}: only EventBridge events of "
+                           f"account {account} in {region} are accepted")  # fmt: skip
+    if event.account_id != account:
+        raise InvalidEvent(f"event {show(event.id)} is from account {show(event.account_id)}, not this "
+                           f"function's ({account})")  # fmt: skip
+    if event.region_id != region:
+        raise InvalidEvent(f"event {show(event.id)} is from region {show(event.region_id)}, not this "
+                           f"function's ({region})")  # fmt: skip

@@ -20,7 +20,20 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        try:
+            return json.dumps(line, default=str)
+        except (ValueError, TypeError, RecursionError):
+            # A field too deep or circular to encode must not turn a log line into a crash: say what it was.
+            return json.dumps({k: v if isinstance(v, (str, int, float, bool, type(None))) else _short(v)
+                               for k, v in line.items()})  # fmt: skip
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BakeryLogger(logging.LoggerAdapter):

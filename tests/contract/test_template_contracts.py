@@ -334,6 +334,7 @@ def _import_handler(fn: FunctionDef) -> Any:
 def offline_pipeline(monkeypatch: pytest.MonkeyPatch) -> MagicMock:
     """Handlers run with FC's env and a recording stand-in for the pipeline: routing decisions only, no cloud."""
     monkeypatch.setenv("FC_REGION", "cn-hangzhou")
+    monkeypatch.setenv("FC_ACCOUNT_ID", "1234567890123456")  # FC sets it on every instance; the samples' account
     monkeypatch.setenv("BAKERY_LOG_LEVEL", "ERROR")
     pipeline = MagicMock(name="pipeline")
     monkeypatch.setattr(Pipeline, "from_settings", classmethod(lambda cls, settings: pipeline))

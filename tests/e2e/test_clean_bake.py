@@ -81,11 +81,13 @@ def test_the_old_family_image_stays_available_and_the_name_prefix_is_used(bake):
 
 
 def test_a_bake_requested_event_bakes_an_untagged_instance_with_its_option_tags(bake):
-    # Given an instance with a family tag but no trigger tag, and a tool that publishes bakery:Bake:Requested
+    # Given an instance that accepts requests (bakery:allow-requests=true) with a family tag but no trigger
+    # tag, and a tool that publishes bakery:Bake:Requested
     def request(run):
         request_bake(run, {"instanceId": "i-web1"}, event_id="req-1")
 
-    scenario = {"seed": 31, "instances": [{"id": "i-web1", "tags": {"bakery:family": "web"}}]}
+    opted_in = {"bakery:family": "web", tags.ALLOW_REQUESTS: "true"}
+    scenario = {"seed": 31, "instances": [{"id": "i-web1", "tags": opted_in}]}
     # When the event reaches the bake function
     baked = bake(scenario, before_run=request)
 
@@ -94,6 +96,29 @@ def test_a_bake_requested_event_bakes_an_untagged_instance_with_its_option_tags(
     assert result["state"] == "ready", result
     assert baked.newest_in_family("web") == result["imageId"]
     assert baked.calls("CreateImage") == 1
+    # And a request never stops an instance that did not ask for it (no bakery:stop-first on it)
+    assert baked.calls("StopInstance") == 0
+
+
+def test_a_bake_requested_event_for_an_instance_without_the_opt_in_is_refused_and_changes_nothing(bake):
+    # Given an instance with Bakery option tags (even stop-first) but without bakery:allow-requests
+    def request(run):
+        request_bake(run, {"instanceId": "i-web1", "bakeId": "b-request00000001"}, event_id="req-1")
+
+    scenario = {"seed": 32, "instances": [{"id": "i-web1", "tags": {"bakery:family": "web", tags.STOP_FIRST: "true"}}]}
+    # When someone who may only PutEvents on the bakery bus requests a bake of it
+    baked = bake(scenario, before_run=request)
+
+    # Then the bake ends with one Bake:Failed request-not-allowed naming the tag (and the permission) to set
+    (failed,) = baked.events("bakery:Bake:Failed")
+    assert (failed["data"]["reason"], failed["data"]["instanceId"]) == ("request-not-allowed", "i-web1")
+    assert f"{tags.ALLOW_REQUESTS}=true" in failed["data"]["message"]
+    assert "ecs:TagResources" in failed["data"]["message"]
+    # And nothing was changed: no claim, no stop, no image, no tag, and the instance is still running
+    assert baked.mutations() == set()
+    assert baked.calls("TagResources") == baked.calls("UntagResources") == 0
+    assert baked.instance_tags("i-web1") == {"bakery:family": "web", tags.STOP_FIRST: "true"}
+    assert baked.status("i-web1") == "Running"
 
 
 # Where Alibaba publishes no sample of an event (README: wiring), Bakery must bake under every plausible shape.

@@ -105,7 +105,8 @@ FOREIGN_EVENTS = [
     ("x-bad-instance", "bakery:Bake:Requested", json.dumps({"instanceId": "i-app; rm -rf /"})),
     # Well-formed, naming real resources that are not in a bake: handled, and nothing happens.
     ("x-not-ours", "bakery:Image:Repaired", json.dumps({"imageId": "m-web-v0", "bakeId": "b-0000000000000000"})),
-    # (A Bake:Requested for an existing instance is a real request — it bakes; one for a gone instance does nothing.)
+    # (A Bake:Requested for an existing instance is a real request — it bakes if the instance opted in with
+    # bakery:allow-requests=true; one for a gone instance does nothing.)
     ("x-gone", "bakery:Bake:Requested", json.dumps({"instanceId": "i-gone", "bakeId": "b-1111111111111111"})),
     ("x-check-failed", "bakery:Image:CheckFailed", json.dumps({"imageId": "m-web-v0"})),
 ]

@@ -67,6 +67,18 @@ def begin(ctx: Context, instance_id: str, bake_id: str, *, requested: bool = Fal
             log.info("trigger tag is gone; not baking")
             return
         current = instance.tags.get(tags.BAKE_ID)
+        if requested and current != bake_id and not tags.truthy(instance.tags.get(tags.ALLOW_REQUESTS)):
+            # A bus event is a request, not authority: PutEvents on the bus is not ecs:TagResources on the
+            # instance. Only the instance's own opt-in tag lets it through; nothing is claimed or changed.
+            # (current == bake_id: this very bake was accepted before, and a re-delivery only resumes it.)
+            log.warning("bake request refused: the instance does not accept requests", tag=tags.ALLOW_REQUESTS)
+            ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id, {
+                "bakeId": bake_id, "instanceId": instance_id, "reason": "request-not-allowed",
+                "message": f"A {events.BAKE_REQUESTED} event asked to bake {instance_id}, which does not accept "
+                           f"requests; nothing was changed. To allow them, tag the instance {tags.ALLOW_REQUESTS}=true "
+                           f"(tagging needs ecs:TagResources on it), or bake it directly by tagging it "
+                           f"{tags.TRIGGER}=true."}))  # fmt: skip
+            return
         if current and current != bake_id:
             log.info("a bake is already in flight for this instance; ignoring the second", in_flight=current)
             if not certain:
@@ -100,6 +112,7 @@ def static_gate(ctx: Context, instance: Instance) -> None:
         problem = create.name_problem(kind, instance.tags[tag]) if instance.tags.get(tag) else None
         if problem:  # caught before any image exists: an invalid family would strand a checked image
             raise BakeFailure("invalid-request", f"Tag {tag} on {instance.instance_id}: {problem}")
+    tag_budget(ctx, instance)
     if "security" in instance.lock_reasons:
         raise BakeFailure("instance-locked", f"Instance {instance.instance_id} is locked for security reasons "
                           "(OperationLocks: security); unlock it in the console before baking.")  # fmt: skip
@@ -109,6 +122,30 @@ def static_gate(ctx: Context, instance: Instance) -> None:
         raise BakeFailure("local-disks", f"Instance {instance.instance_id} ({instance.instance_type}) has {names}: "
                           "local disks cannot be snapshotted, so the instance cannot be imaged. Bake an instance "
                           "with cloud disks instead.")  # fmt: skip
+
+
+def instance_tags_needed(instance: Instance) -> list[str]:
+    """The tag keys a bake of `instance` may add to it at its peak (a failure while winding down)."""
+    keys = [tags.BAKE_ID, tags.STATE, tags.IMAGE, tags.ENDING, tags.LAST_ERROR]
+    if not tags.truthy(instance.tags.get(tags.SKIP_GUEST_CHECKS)):
+        keys.append(tags.PREFLIGHT_INVOKE)
+    if tags.truthy(instance.tags.get(tags.STOP_FIRST)):
+        keys.append(tags.STOPPED_BY_BAKERY)
+    return [k for k in keys if k not in instance.tags]
+
+
+def tag_budget(ctx: Context, instance: Instance) -> None:
+    """Refuse up front, before anything is made, a bake whose tags cannot fit ECS' 20 per resource: a tag write
+    refused half-way (QuotaExceed.Tags) would strand the bake."""
+    limit = tags.MAX_TAGS_PER_RESOURCE
+    needed = instance_tags_needed(instance)
+    have = len([k for k in instance.tags if not k.startswith("acs:")])  # system tags do not count (ECS tag docs)
+    over = have + len(needed) - limit
+    if over > 0:
+        raise BakeFailure("tag-limit", f"Instance {instance.instance_id} has {have} tags and a bake "
+                          f"needs room for {len(needed)} more ({', '.join(needed)}); ECS allows {limit} per resource. "
+                          f"Remove {over} tag(s) from the instance, then tag it again.", remove=over)  # fmt: skip
+    create.image_tag_budget(ctx)
 
 
 def advance_instance(ctx: Context, instance: Instance) -> None:
@@ -134,12 +171,15 @@ def _start_preflight(ctx: Context, instance: Instance) -> None:
         return create.after_preflight(ctx, instance)
     if instance.status != "Running":
         return _unchecked_guest(ctx, instance, f"the instance is {instance.status}, so Cloud Assistant cannot "
-                                "inspect its disk")  # fmt: skip
+                                "inspect its disk", f"Start it and tag {tags.STOP_FIRST}=true (Bakery checks the guest, "
+                                "stops it for a consistent image and starts it again), or tag "
+                                f"{tags.SKIP_GUEST_CHECKS}=true to image it as it is without the guest checks.")  # fmt: skip
     if instance.os_type != "linux":
         # The preflight is a RunShellScript: on Windows Cloud Assistant refuses it (status Invalid) and the
         # bake used to end "preflight-error: output could not be read", which tells nobody what to do.
         return _unchecked_guest(ctx, instance, f"the preflight is a Linux shell script and the instance runs "
-                                f"{instance.os_type}")  # fmt: skip
+                                f"{instance.os_type}", f"Tag {tags.SKIP_GUEST_CHECKS}=true to bake it without the guest "
+                                "checks (the ECS image check still runs).")  # fmt: skip
     skip = [rule for rule, tag in tags.ALLOW.items() if tags.truthy(instance.tags.get(tag))]
     invoke_id = ctx.ecs.run_script(instance.instance_id, preflight_script_for(ctx.settings, skip),
                                    name=f"{PREFLIGHT_COMMAND}-{bake_id}")  # fmt: skip
@@ -176,7 +216,9 @@ def _finish_preflight(ctx: Context, instance: Instance) -> None:
         return  # TaskCompleted (or the sweep) brings us back
     if result.error_code in ("ClientNotRunning", "ClientNotResponse", "ClientNeedUpgrade", "InstanceNotRunning",
                              "DeliveryTimeout"):  # fmt: skip
-        return _unchecked_guest(ctx, instance, f"Cloud Assistant could not run the preflight ({result.error_code})")
+        return _unchecked_guest(ctx, instance, f"Cloud Assistant could not run the preflight ({result.error_code})",
+                                "Make sure the Cloud Assistant agent is installed and running on the instance, or "
+                                f"tag {tags.SKIP_GUEST_CHECKS}=true to bake without the guest checks.")  # fmt: skip
     try:
         report = parse_report(result.output, result.exit_code if result.exit_code is not None else -1)
     except ValueError as exc:
@@ -194,9 +236,9 @@ def _finish_preflight(ctx: Context, instance: Instance) -> None:
     create.after_preflight(ctx, instance)
 
 
-def _unchecked_guest(ctx: Context, instance: Instance, why: str) -> None:
+def _unchecked_guest(ctx: Context, instance: Instance, why: str, way: str) -> None:
+    """`why` the guest checks cannot run, `way`: what the operator can do about it (it differs by cause)."""
     if ctx.settings.unchecked_guest_policy == "warn":
         log.warning("guest checks could not run; continuing (BAKERY_UNCHECKED_GUEST_POLICY=warn)", why=why)
         return create.after_preflight(ctx, instance)
-    raise BakeFailure("guest-unchecked", f"Guest checks could not run: {why}. Start the instance / install Cloud "
-                      f"Assistant, or tag {tags.SKIP_GUEST_CHECKS}=true to bake without them.")  # fmt: skip
+    raise BakeFailure("guest-unchecked", f"Guest checks could not run: {why}. {way}")
