@@ -3,8 +3,12 @@
 
     bakery plan [FAMILY] [--keep N] [--action deprecate|delete] [--apply [--force]] [--json]
     bakery cost [FAMILY] [--price-per-gib-month X] [--currency C] [--json]
-    bakery rollback FAMILY [--json]
-    bakery restore IMAGE [--json]
+    bakery rollback FAMILY [--to IMAGE] [--force] [--json]
+    bakery restore IMAGE [--force] [--json]
+
+Rollback and restore refuse to make a family resolve to an image unfit to resolve (its check failed or did
+not finish, or it lacks bakery:state=ready) unless --force: the rule is bakery.families.fitness, the one
+retention uses for "last good".
 
 Exit codes: 0 done, 1 refused or failed (e.g. rolling back a family's last Available image), 2 bad input
 (unknown family or image, bad option). Retention's N and action default to $BAKERY_RETENTION_KEEP and
@@ -40,10 +44,12 @@ def register(commands: Any) -> None:
 
     plan_parser = commands.add_parser(
         "plan", help="what retention would keep, deprecate or delete in a family, and why",
-        description="Retention per family: the newest N images are kept (tag bakery:retention-keep=<n> on the "
-        "family's newest tagged image overrides N), and so are bakery:protected=true images, the last image "
-        "that passed its check and the last Available one; older images are deprecated or deleted. An image "
-        "in use (instances, launch templates' latest/default versions) is never deleted without --force.",
+        description="Retention per family: the newest N finished Available images are kept (tag "
+        "bakery:retention-keep=<n> on the family's newest tagged image overrides N); Deprecated images and "
+        "promotions in flight do not count. Kept too: bakery:protected=true images, the last image fit to resolve, "
+        "images Bakery did not make, promotions in flight, Deprecated images newer than the oldest kept one. "
+        "Older images are deprecated or deleted. An image in use (instances, launch templates' latest/default "
+        "versions) is never deleted without --force. The lifecycle function applies the same plan after each bake.",
     )  # fmt: skip
     plan_parser.add_argument("family", nargs="?", help="image family (default: every family holding Bakery images)")
     _retention_arguments(plan_parser)
@@ -68,14 +74,22 @@ def register(commands: Any) -> None:
     cost_parser.set_defaults(run=cmd_cost)
 
     rollback_parser = commands.add_parser(
-        "rollback", help="deprecate the family's newest Available image, so the family resolves to the previous one"
-    )
+        "rollback", help="deprecate the family's newest Available image, so the family resolves to the previous one",
+        description="Refused when the image the family would resolve to failed its check, was not checked to the "
+        "end, or lacks bakery:state=ready (Bakery's promotion); the refusal names the newest image fit to resolve.",
+    )  # fmt: skip
     rollback_parser.add_argument("family", help="image family")
+    rollback_parser.add_argument("--to", metavar="IMAGE", type=_image_id,
+                                 help="roll back onto this Available image: deprecate every Available image newer than it")  # fmt: skip
+    rollback_parser.add_argument("--force", action="store_true",
+                                 help="roll back even onto an image unfit to resolve (check failed or unfinished)")  # fmt: skip
     add_target_arguments(rollback_parser)
     rollback_parser.set_defaults(run=cmd_rollback)
 
     restore_parser = commands.add_parser("restore", help="make a Deprecated image Available again (undoes a rollback)")
     restore_parser.add_argument("image", help="image id, e.g. m-bp1...")
+    restore_parser.add_argument("--force", action="store_true",
+                                help="restore even when the family would resolve to an image unfit to resolve")  # fmt: skip
     add_target_arguments(restore_parser)
     restore_parser.set_defaults(run=cmd_restore)
 
@@ -91,6 +105,12 @@ def _keep(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return int(text)
+
+
+def _image_id(text: str) -> str:
+    if not _IMAGE_ID.match(text):
+        raise argparse.ArgumentTypeError(f"must be an image id like m-bp1..., got {text!r}")
+    return text
 
 
 def _price(text: str) -> float:
@@ -174,16 +194,20 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     def run(ecs: Any, settings: Any) -> int:
-        result = rollback(ecs, args.family)
+        result = rollback(ecs, args.family, to=args.to, force=args.force)
         if args.json:
             print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK
-        print(f"Rolled back family {result.family}: {result.deprecated} is Deprecated.")
+        deprecated = (result.deprecated, *result.also_deprecated)
+        verb = "are" if len(deprecated) > 1 else "is"
+        print(f"Rolled back family {result.family}: {', '.join(deprecated)} {verb} Deprecated.")
+        if result.forced:
+            print(f"  Forced (--force) although {'; '.join(result.forced)}.")
         if result.unshared:
             print(f"  It was shared with {', '.join(result.unshared)}; it is not any more (a Deprecated image "
                   "cannot be shared). Share it again after a restore if they need it.")  # fmt: skip
         print(f"  DescribeImageFromFamily {result.family} -> {result.resolves_to or '(nothing)'}")
-        print(f"  Undo: bakery restore {result.deprecated}")
+        print(f"  Undo: {'; '.join(f'bakery restore {i}' for i in reversed(deprecated))}")
         return EXIT_OK
 
     return _run(args, run)
@@ -194,7 +218,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return _fail(args, EXIT_USAGE, "bad-input", f"IMAGE must be an image id like m-bp1..., got {args.image!r}")
 
     def run(ecs: Any, settings: Any) -> int:
-        result = restore(ecs, args.image)
+        result = restore(ecs, args.image, force=args.force)
         if args.json:
             print_json({"region": settings.region, **result.to_dict()})
             return EXIT_OK

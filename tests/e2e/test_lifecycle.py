@@ -9,6 +9,7 @@ lifecycle calls go through Bakery's own ECS adapter, and the results are read ba
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,9 +25,9 @@ from tests.e2e.conftest import Baked, trigger
 
 # A family's history: three checked images, 30, 20 and 10 days old, 40 / 20 / 100 GiB.
 HISTORY = [
-    {"id": "m-web-v1", "family": "web", "size": 40, "age_days": 30, "check_failures": [], "tags": {"bakery:bake-id": "b-1"}},
-    {"id": "m-web-v2", "family": "web", "size": 20, "age_days": 20, "check_failures": [], "tags": {"bakery:bake-id": "b-2"}},
-    {"id": "m-web-v3", "family": "web", "size": 100, "age_days": 10, "check_failures": [], "tags": {"bakery:bake-id": "b-3"}},
+    {"id": "m-web-v1", "family": "web", "size": 40, "age_days": 30, "check_failures": [], "tags": {"bakery:bake-id": "b-1", "bakery:state": "ready"}},
+    {"id": "m-web-v2", "family": "web", "size": 20, "age_days": 20, "check_failures": [], "tags": {"bakery:bake-id": "b-2", "bakery:state": "ready"}},
+    {"id": "m-web-v3", "family": "web", "size": 100, "age_days": 10, "check_failures": [], "tags": {"bakery:bake-id": "b-3", "bakery:state": "ready"}},
 ]  # fmt: skip
 BAKER = {"id": "i-web1", "disks": [{"type": "system", "size": 20}]}
 APP = {"id": "i-app1", "image_id": "m-web-v2"}  # a server running an old image of the family
@@ -314,8 +315,8 @@ def test_cli_rollback_then_refusal_then_restore(served, capsys) -> None:
     assert run_cli(capsys, "restore", "m-web-v2", *target)[0] == 0
     code, out, _ = run_cli(capsys, "rollback", "web", "--json", *target)
     assert code == 0
-    assert json.loads(out) == {"region": cloud.region, "family": "web", "deprecated": "m-web-v3", "unshared": [],
-                               "resolvesTo": "m-web-v2"}  # fmt: skip
+    assert json.loads(out) == {"region": cloud.region, "family": "web", "deprecated": "m-web-v3", "alsoDeprecated": [],
+                               "unshared": [], "resolvesTo": "m-web-v2", "forced": []}  # fmt: skip
 
     # ... and the human restore output says what the family resolves to
     code, out, _ = run_cli(capsys, "restore", "m-web-v3", *target)
@@ -358,3 +359,187 @@ def test_cli_against_an_unreachable_endpoint_says_how_to_start_one(served, capsy
     code, _, err = run_cli(capsys, "plan", "web", "--endpoint", "127.0.0.1:1", "--region", "cn-hangzhou")
     assert code == 1
     assert "python -m localcloud serve" in err
+
+
+# -- issue 10 items 7 and 12: rollbacks, unfit images, promotions in flight -------------------------------------
+
+READY_TAGS = {"bakery:state": "ready"}
+FOUR = [  # v1..v4, 40 / 30 / 20 / 10 days old, all promoted by Bakery and checked
+    {"id": f"m-web-v{n}", "family": "web", "size": 20, "age_days": 50 - 10 * n, "check_failures": [],
+     "tags": {"bakery:bake-id": f"b-{n}", **READY_TAGS}}
+    for n in range(1, 5)
+]  # fmt: skip
+
+
+def operator_of(run: Any) -> Ecs:
+    """Bakery's ECS adapter on a LocalRun before its Baked exists (before_run / on_step)."""
+    return Ecs(Settings(region=run.cloud.region, cloud_endpoint=run.cloud_env.endpoint, access_key_id="LTAIoperator",
+                        access_key_secret="local"))  # fmt: skip
+
+
+def test_two_rollbacks_then_a_bake_keep_the_known_good_image_available(bake, capsys, monkeypatch) -> None:
+    # Given v1..v4 rolled back twice before anything else happens (v4, v3 Deprecated: the family resolves to
+    # the known-good v2), then an instance baked into the family, with retention keeping 2
+    def roll_back_twice(run: Any) -> None:
+        ecs = operator_of(run)
+        assert [rollback.rollback(ecs, "web").resolves_to for _ in range(2)] == ["m-web-v3", "m-web-v2"]
+
+    scenario = {"seed": 7, "images": FOUR, "instances": [BAKER], "actions": [trigger("i-web1", family="web")]}
+    baked = bake(scenario, env={"BAKERY_RETENTION_KEEP": "2"}, before_run=roll_back_twice)
+
+    # Then the family resolves to the new image, and the known-good v2 is still Available
+    new_image = baked.bake_of("i-web1")["imageId"]
+    assert baked.newest_in_family("web") == new_image
+    assert [status_of(baked, f"m-web-v{n}") for n in (4, 3, 2, 1)] == ["Deprecated", "Deprecated", "Available",
+                                                                       "Deprecated"]  # fmt: skip
+
+    # ... the lifecycle's retention deprecated v1 alone, and said why it kept the others
+    (event,) = baked.events("bakery:Family:RetentionApplied")
+    assert event["data"]["deprecated"] == ["m-web-v1"]
+    kept = {k["imageId"]: k["reason"].split(":")[0] for k in event["data"]["kept"]}
+    assert kept == {new_image: "newest 2", "m-web-v4": "rolled back", "m-web-v3": "rolled back", "m-web-v2": "newest 2"}
+
+    # ... and `bakery plan` shows the same decisions as a dry run, with nothing left to do
+    monkeypatch.delenv("BAKERY_RETENTION_ACTION", raising=False)
+    capsys.readouterr()  # the functions' log lines so far
+    target = ["--endpoint", baked.run.cloud_env.endpoint, "--region", baked.region]
+    code, out, _ = run_cli(capsys, "plan", "web", "--keep", "2", "--json", *target)
+    assert code == 0
+    (family,) = json.loads(out)["families"]
+    planned = {d["imageId"]: (d["action"], d["reason"].split(":")[0], d["done"]) for d in family["decisions"]}
+    assert planned == {new_image: ("keep", "newest 2", False), "m-web-v4": ("keep", "rolled back", False),
+                       "m-web-v3": ("keep", "rolled back", False), "m-web-v2": ("keep", "newest 2", False),
+                       "m-web-v1": ("deprecate", "older than the newest 2", True)}  # fmt: skip
+
+
+def test_a_half_promoted_image_is_not_touched_by_another_bakes_retention(bake) -> None:
+    # Given v1..v3 and m-web-half, a newer image left mid-promotion: its family set, bakery:state still
+    # checking (as when a 5xx interrupts promote between ModifyImageAttribute and the ready tag). Its check is
+    # held at Processing so the sweep cannot finish the promotion before the other bake's retention has run.
+    half = {"id": "m-web-half", "family": "web", "size": 20, "age_days": 5, "check_failures": [],
+            "tags": {"bakery:bake-id": "b-half", "bakery:family": "web", "bakery:state": "checking"}}  # fmt: skip
+
+    def hold(run: Any) -> None:
+        run.cloud.ecs.images["m-web-half"].detection_status = "Processing"
+
+    def finish_after_the_other_retention(run: Any) -> None:
+        # Once the other bake's retention ran, the promotion completes (its last step writes ready).
+        if any(e.get("type") == "bakery:Family:RetentionApplied" for e in run.bakery_events()):
+            run.cloud.ecs.images["m-web-half"].detection_status = "Finished"
+            operator_of(run).tag("image", "m-web-half", {"bakery:state": "ready"})
+
+    scenario = {
+        "seed": 8,
+        "images": [*FOUR[:3], half],
+        "instances": [BAKER],
+        "actions": [trigger("i-web1", family="web")],
+    }
+    baked = bake(scenario, env={"BAKERY_RETENTION_KEEP": "2", "BAKERY_RETENTION_ACTION": "delete"}, before_run=hold,
+                 on_step=finish_after_the_other_retention, step_seconds=30)  # fmt: skip
+
+    # Then the other bake's retention left the half-promoted image alone, without counting it: it kept the new
+    # image and v3, and deleted v2 and v1
+    new_image = baked.bake_of("i-web1")["imageId"]
+    (event,) = baked.events("bakery:Family:RetentionApplied")
+    assert event["data"]["readyImageId"] == new_image
+    assert event["data"]["deleted"] == ["m-web-v2", "m-web-v1"]
+    kept = {k["imageId"]: k["reason"] for k in event["data"]["kept"]}
+    assert kept["m-web-half"] == "promotion in flight (bakery:state=checking): not counted, the sweep finishes it"
+    assert kept["m-web-v3"] == "newest 2"
+    assert status_of(baked, "m-web-half") == "Available"
+
+    # When the completed promotion's own Ready runs retention (as bakery-lifecycle does)
+    ecs, settings = operator(baked, retention_keep=2, retention_action="delete")
+    after = plan.apply(ecs, settings, "web", just_promoted="m-web-half")
+
+    # Then the family holds exactly 2 Available images: the new one and the finished half-promoted one
+    assert after.deleted == ["m-web-v3"]
+    available = sorted(i.image_id for i in baked.images(image_family="web") if i.status == "Available")
+    assert available == sorted([new_image, "m-web-half"])
+
+
+def test_retention_costs_one_describe_images_when_there_is_nothing_to_do(bake) -> None:
+    # Given a family of three images and retention keeping 3 (nothing to retire)
+    baked = bake({"images": HISTORY})
+    ecs, settings = operator(baked)
+
+    # When retention is applied, then applied keeping 2 (one image to deprecate)
+    def calls_of(step: Any) -> dict[str, int]:
+        before = dict(baked.run.cloud.call_counts()["calls"])
+        step()
+        after = baked.run.cloud.call_counts()["calls"]
+        return {a: n - before.get(a, 0) for a, n in after.items() if n - before.get(a, 0)}
+
+    nothing = calls_of(lambda: plan.apply(ecs, settings, "web"))
+    one = calls_of(lambda: plan.apply(ecs, replace(settings, retention_keep=2), "web"))
+
+    # Then the first costs one DescribeImages; the second adds the sharing lookup and the deprecation only
+    assert nothing == {"DescribeImages": 1}
+    assert one == {"DescribeImages": 1, "DescribeImageSharePermission": 1, "ModifyImageAttribute": 1}
+
+
+# -- rollback and restore onto images unfit to resolve -------------------------------------------------------
+
+
+@pytest.fixture
+def unfit_family(monkeypatch: pytest.MonkeyPatch):
+    """web: v1 good, v2 whose check failed (put into the family by hand), v3 newest good; served over HTTP."""
+    for var in ("ALIBABA_CLOUD_REGION_ID", "BAKERY_CLOUD_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    broken = {"id": "m-web-v2", "family": "web", "size": 20, "age_days": 20, "check_failures": ["Nvme"], "tags": {}}
+    images = [HISTORY[0], broken, HISTORY[2]]
+    cloud = LocalCloud(Scenario.from_mapping({"images": images}))
+    with LocalCloudServer(cloud) as server:
+        yield cloud, ["--endpoint", server.endpoint, "--region", cloud.region]
+    cloud.close()
+
+
+def test_cli_rollback_onto_a_check_failed_image_is_refused_naming_the_way_out(unfit_family, capsys) -> None:
+    cloud, target = unfit_family
+
+    # When the family is rolled back (v3 -> v2, whose check failed)
+    code, _, err = run_cli(capsys, "rollback", "web", *target)
+
+    # Then it is refused with exit 1, saying why and what to run instead, and nothing changed
+    assert code == 1
+    assert "refusing to roll back family 'web' onto m-web-v2: its image check failed: Nvme" in err
+    assert "`bakery rollback web --to m-web-v1` deprecates m-web-v3, m-web-v2" in err
+    assert "`--force` rolls back onto m-web-v2 anyway" in err
+    assert [cloud.ecs.images[i].status for i in ("m-web-v3", "m-web-v2")] == ["Available", "Available"]
+
+    # When the suggested command runs / Then the family resolves to the good v1, both newer ones Deprecated
+    code, out, _ = run_cli(capsys, "rollback", "web", "--to", "m-web-v1", "--json", *target)
+    assert code == 0
+    body = json.loads(out)
+    assert (body["deprecated"], body["alsoDeprecated"], body["resolvesTo"]) == ("m-web-v3", ["m-web-v2"], "m-web-v1")
+
+    # When the check-failed v2 is restored (the family would resolve to it again) / Then refused, unless forced
+    code, _, err = run_cli(capsys, "restore", "m-web-v3", *target)
+    assert code == 0  # v3 is fit: restoring it is fine
+    assert run_cli(capsys, "rollback", "web", "--to", "m-web-v1", *target)[0] == 0
+    code, _, err = run_cli(capsys, "restore", "m-web-v2", *target)
+    assert code == 1
+    assert "family 'web' would resolve to it" in err and "its image check failed" in err
+    assert run_cli(capsys, "restore", "m-web-v2", "--force", *target)[0] == 0
+    assert cloud.ecs.images["m-web-v2"].status == "Available"
+
+
+def test_cli_rollback_force_goes_onto_an_unfit_image_and_says_so(unfit_family, capsys) -> None:
+    cloud, target = unfit_family
+    code, out, _ = run_cli(capsys, "rollback", "web", "--force", *target)
+    assert code == 0
+    assert "Forced (--force) although its image check failed: Nvme" in out
+    assert "DescribeImageFromFamily web -> m-web-v2" in out
+    assert cloud.ecs.images["m-web-v3"].status == "Deprecated"
+
+
+def test_rollback_refuses_a_target_outside_the_family_or_not_available(bake) -> None:
+    baked = bake({"images": HISTORY})
+    ecs, _ = operator(baked)
+    with pytest.raises(rollback.NotFound, match=r"m-nope is not an image of family 'web'"):
+        rollback.rollback(ecs, "web", to="m-nope")
+    with pytest.raises(rollback.Refused, match=r"already resolves to m-web-v3"):
+        rollback.rollback(ecs, "web", to="m-web-v3")
+    rollback.rollback(ecs, "web")
+    with pytest.raises(rollback.Refused, match=r"m-web-v3 is Deprecated: .* `bakery restore m-web-v3` first"):
+        rollback.rollback(ecs, "web", to="m-web-v3")

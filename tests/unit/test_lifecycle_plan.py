@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bakery.config import Settings
 from bakery.errors import ConfigError
@@ -15,6 +17,7 @@ from bakery.families.retention import DELETE, DEPRECATE, KEEP, Decision, Usage, 
 from bakery.model import CheckItem, Image
 
 FAILING = (CheckItem("Nvme", "Unsupported", "High", "NVMe.NotInstalled"),)
+PROMOTED = object()  # the default tags: a finished Bakery promotion (bakery:bake-id, bakery:state=ready)
 
 
 def image(
@@ -24,13 +27,17 @@ def image(
     status: str = "Available",
     checked: bool = True,
     failing: bool = False,
-    tags: dict[str, str] | None = None,
+    tags: dict[str, str] | object = PROMOTED,
     snapshots: tuple[str, ...] | None = None,
 ) -> Image:
-    """An image of family `web` created on day `day` of January (a larger day is newer)."""
+    """An image of family `web` created on day `day` of January (a larger day is newer), promoted by Bakery
+    unless `tags` says otherwise (`tags={}`: an image the operator made)."""
+    if tags is PROMOTED:
+        tags = {"bakery:bake-id": f"b-{image_id}", "bakery:state": "ready"}
+    assert isinstance(tags, dict)
     return Image(
         image_id=image_id, name=image_id, status=status, usable=status == "Available", family="web",
-        description="", os_type="linux", platform="Ubuntu", architecture="x86_64", tags=dict(tags or {}),
+        description="", os_type="linux", platform="Ubuntu", architecture="x86_64", tags=dict(tags),
         snapshot_ids=snapshots if snapshots is not None else (f"s-{image_id}",),
         detection_status="Finished" if checked else "", check_items=FAILING if failing else (),
         creation_time=f"2026-01-{day:02d}T09:00:00Z",
@@ -87,14 +94,18 @@ def test_an_already_deprecated_old_image_is_marked_done() -> None:
     assert (decision.action, decision.done) == (DEPRECATE, True)
 
 
-def test_deprecated_images_count_towards_the_newest_n() -> None:
+def test_deprecated_images_do_not_count_towards_the_newest_n() -> None:
     # Given the newest image deprecated by a rollback, and two older Available ones
     images = [image("m-v3", 3, status="Deprecated"), image("m-v2", 2), image("m-v1", 1)]
 
-    # When retention keeps 2 / Then the rolled-back image keeps its slot (it stays Deprecated, untouched)
+    # When retention keeps 2
     decisions = by_id(decide(images, keep=2))
-    assert (decisions["m-v3"].action, decisions["m-v3"].reason) == (KEEP, "newest 2")
-    assert decisions["m-v1"].action == DEPRECATE
+
+    # Then both Available images are the newest 2 (the family keeps two images to resolve to), and the
+    # rolled-back image is left Deprecated, not counted, restorable
+    assert [(decisions[i].action, decisions[i].reason) for i in ("m-v2", "m-v1")] == [(KEEP, "newest 2")] * 2
+    assert (decisions["m-v3"].action, decisions["m-v3"].reason.split(":")[0]) == (KEEP, "rolled back")
+    assert (decisions["m-v3"].counted, decisions["m-v2"].counted) == (False, True)
 
 
 def test_images_still_being_created_are_left_alone_and_do_not_take_a_slot() -> None:
@@ -176,7 +187,7 @@ def test_unchecked_newer_images_do_not_replace_the_last_good_one() -> None:
 
 
 def test_a_family_is_never_left_without_an_available_image() -> None:
-    # Given two newest images both Deprecated (rolled back) and two older Available ones
+    # Given two newest images both Deprecated (rolled back) and two older Available ones, all failing
     images = [
         image("m-v4", 4, status="Deprecated", failing=True),
         image("m-v3", 3, status="Deprecated", failing=True),
@@ -184,18 +195,20 @@ def test_a_family_is_never_left_without_an_available_image() -> None:
         image("m-v1", 1, failing=True),
     ]
 
-    # When retention keeps 2 and would retire everything older
-    decisions = by_id(decide(images, keep=2, action=DELETE))
+    # When retention keeps 1 and deletes
+    decisions = by_id(decide(images, keep=1, action=DELETE))
 
-    # Then the newest Available image is kept as the last Available one; the older one goes
-    assert (decisions["m-v2"].action, decisions["m-v2"].reason) == (KEEP, "last Available")
+    # Then the newest Available image is kept (Deprecated ones never take its slot); the older one goes,
+    # and the rolled-back images newer than the kept one stay for a restore
+    assert (decisions["m-v2"].action, decisions["m-v2"].reason) == (KEEP, "newest 1")
     assert decisions["m-v1"].action == DELETE
+    assert [decisions[i].action for i in ("m-v4", "m-v3")] == [KEEP, KEEP]
 
 
 def test_a_protected_image_is_never_touched() -> None:
     # Given an old image tagged bakery:protected=true
     images = history(4)
-    images[0] = replace(images[0], tags={"bakery:protected": "true"})
+    images[0] = replace(images[0], tags={**images[0].tags, "bakery:protected": "true"})
 
     # When retention keeps 1 and deletes / Then the protected image is kept, saying so
     decision = by_id(decide(images, keep=1, action=DELETE))["m-v1"]
@@ -328,3 +341,178 @@ def test_the_image_just_promoted_is_kept_even_when_older_images_were_promoted_fi
     # Then the promoted image stays, saying why, and the rule still applies to the others
     assert (decisions["m-v1"].action, decisions["m-v1"].reason) == (KEEP, "just promoted")
     assert decisions["m-v2"].action == DEPRECATE
+
+
+# -- rollbacks: Deprecated images never take a slot (issue 10 item 7) ------------------------------------------
+
+
+def test_two_rollbacks_then_a_bake_keep_the_known_good_image_available() -> None:
+    # Given v1..v4, rolled back twice (v4 and v3 Deprecated: the family resolves to v2), then v5 baked
+    images = [image("m-v5", 5), image("m-v4", 4, status="Deprecated"), image("m-v3", 3, status="Deprecated"),
+              image("m-v2", 2), image("m-v1", 1)]  # fmt: skip
+
+    # When retention keeps 2 after v5's Ready
+    decisions = decide(images, keep=2, just_promoted="m-v5")
+
+    # Then v5 and the known-good v2 stay Available (the newest 2 Available), the rolled-back images are left
+    # Deprecated (not re-enabled, not counted), and only v1 is retired
+    assert [(d.image_id, d.action, d.reason.split(":")[0]) for d in decisions] == [
+        ("m-v5", KEEP, "newest 2"),
+        ("m-v4", KEEP, "rolled back"),
+        ("m-v3", KEEP, "rolled back"),
+        ("m-v2", KEEP, "newest 2"),
+        ("m-v1", DEPRECATE, "older than the newest 2"),
+    ]
+    assert not [d for d in decisions if d.done]
+
+
+def test_with_delete_a_deprecated_image_goes_once_n_images_are_newer() -> None:
+    # Given a rolled-back v4 (newer than the kept window) and a v1 Deprecated long ago (older than it)
+    images = [image("m-v5", 5), image("m-v4", 4, status="Deprecated"), image("m-v3", 3), image("m-v2", 2),
+              image("m-v1", 1, status="Deprecated")]  # fmt: skip
+
+    # When retention keeps 2 with the delete action
+    decisions = by_id(decide(images, keep=2, action=DELETE))
+
+    # Then v4 stays for a restore (only v5 is newer), v1 is deleted like v2 (two kept images are newer)
+    assert decisions["m-v4"].action == KEEP
+    assert (decisions["m-v2"].action, decisions["m-v1"].action) == (DELETE, DELETE)
+    assert decisions["m-v1"].reason == "older than the newest 2"
+
+
+def test_with_deprecate_an_old_deprecated_image_is_done_and_a_rolled_back_one_kept() -> None:
+    images = [image("m-v4", 4, status="Deprecated"), image("m-v3", 3), image("m-v1", 1, status="Deprecated")]
+    decisions = by_id(decide(images, keep=1))
+    assert (decisions["m-v1"].action, decisions["m-v1"].done) == (DEPRECATE, True)
+    assert (decisions["m-v4"].action, decisions["m-v4"].done) == (KEEP, False)
+
+
+def test_while_the_family_holds_fewer_than_n_available_images_nothing_is_retired() -> None:
+    # Given one Available image and two Deprecated ones, one of them older (keep 2, delete)
+    images = [image("m-v3", 3, status="Deprecated"), image("m-v2", 2), image("m-v1", 1, status="Deprecated")]
+
+    # When retention decides / Then nothing goes: no image has two kept images newer than it
+    assert [d.action for d in decide(images, keep=2, action=DELETE)] == [KEEP, KEEP, KEEP]
+
+
+# -- promotions in flight (issue 10 item 12) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["creating", "checking", "check-failed", "repairing"])
+def test_an_image_whose_promotion_is_in_flight_is_neither_touched_nor_counted(value: str) -> None:
+    # Given a family image left mid-promotion (its family set, bakery:state not ready yet), newer than v1..v3
+    half = image("m-half", 9, tags={"bakery:bake-id": "b-half", "bakery:state": value})
+    images = [half, *history(3)]
+
+    # When another bake's Ready runs retention with keep 2 and delete
+    decisions = by_id(decide(images, keep=2, action=DELETE, just_promoted="m-v3"))
+
+    # Then the half-promoted image is kept, saying why, without a slot: v3 and v2 are the newest 2
+    assert decisions["m-half"].action == KEEP
+    assert (
+        decisions["m-half"].reason == f"promotion in flight (bakery:state={value}): not counted, the sweep finishes it"
+    )
+    assert not decisions["m-half"].counted
+    assert [decisions[i].action for i in ("m-v3", "m-v2", "m-v1")] == [KEEP, KEEP, DELETE]
+
+
+def test_once_the_interrupted_promotion_completes_the_family_holds_exactly_n() -> None:
+    # Given the state after another bake's retention (keep 2): v3, v2 Available, the half image now finished
+    images = [image("m-half", 9), image("m-v3", 3), image("m-v2", 2), image("m-v1", 1, status="Deprecated")]
+
+    # When its own Ready runs retention
+    decisions = decide(images, keep=2, just_promoted="m-half")
+
+    # Then exactly two Available images are kept
+    kept = [d.image_id for d in decisions if d.action == KEEP and d.status == "Available"]
+    assert kept == ["m-half", "m-v3"]
+
+
+def test_the_image_a_ready_announced_counts_as_finished_before_its_state_is_written() -> None:
+    # Given the just-promoted image still tagged checking (promotion publishes Ready, then writes ready)
+    images = [image("m-v4", 4, tags={"bakery:bake-id": "b-4", "bakery:state": "checking"}), *history(3)]
+
+    # When retention runs for its Ready / Then it takes a slot like any finished image
+    decisions = by_id(decide(images, keep=2, just_promoted="m-v4"))
+    assert (decisions["m-v4"].reason, decisions["m-v4"].counted) == ("newest 2", True)
+    assert decisions["m-v2"].action == DEPRECATE
+
+
+def test_a_retired_image_in_a_family_is_left_to_the_pipeline() -> None:
+    images = [
+        *history(2),
+        image("m-old", 0, status="Deprecated", tags={"bakery:bake-id": "b", "bakery:state": "retired"}),
+    ]
+    decision = by_id(decide(images, keep=1, action=DELETE))["m-old"]
+    assert (decision.action, decision.reason) == (
+        KEEP,
+        "bakery:state=retired: not a finished promotion, left to the pipeline",
+    )
+
+
+# -- images Bakery did not make, and legacy ones ------------------------------------------------------------
+
+
+def test_the_operators_own_images_count_but_are_never_retired() -> None:
+    # Given a family whose oldest two images the operator made (no bakery:bake-id), one Deprecated
+    images = [*history(3)[1:], image("m-own", 1, tags={}), image("m-own-old", 0, status="Deprecated", tags={})]
+
+    # When retention keeps 1 with delete
+    decisions = by_id(decide(images, keep=1, action=DELETE))
+
+    # Then Bakery's older image goes, the operator's are kept, saying so
+    assert decisions["m-v2"].action == DELETE
+    assert (
+        decisions["m-own"].reason == "not made by Bakery (no bakery:bake-id): left to you, counted towards the newest N"
+    )
+    assert decisions["m-own-old"].reason == "not made by Bakery (no bakery:bake-id): left to you"
+
+
+def test_an_operator_image_newest_in_the_family_takes_a_slot() -> None:
+    images = [image("m-own", 9, tags={}), *history(2)]
+    decisions = by_id(decide(images, keep=2))
+    assert [decisions[i].action for i in ("m-own", "m-v2", "m-v1")] == [KEEP, KEEP, DEPRECATE]
+
+
+def test_a_bakery_image_without_a_state_is_finished_but_never_the_last_good() -> None:
+    # Given a legacy Bakery image (bake id, no bakery:state) whose check passed, and newer failing images
+    legacy = image("m-legacy", 1, tags={"bakery:bake-id": "b-old"})
+    images = [legacy, *[image(f"m-bad{n}", n + 1, failing=True) for n in range(1, 4)]]
+
+    # When retention keeps 2 / Then it is counted and retired like any image: it is not fit to resolve
+    # (no bakery:state=ready), so the last-good rule does not hold it
+    decision = by_id(decide(images, keep=2))["m-legacy"]
+    assert (decision.action, decision.counted) == (DEPRECATE, True)
+
+
+# -- the invariants, over arbitrary families ----------------------------------------------------------------
+
+STATES = [None, "ready", "checking", "creating", "retired"]
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["Available", "Deprecated", "Creating", "CreateFailed"]),
+                       st.sampled_from(STATES), st.booleans(), st.booleans()), max_size=8),
+    st.integers(min_value=1, max_value=4),
+    st.sampled_from([DEPRECATE, DELETE]),
+)  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_retention_never_strands_the_family_nor_touches_what_it_must_not(
+    specs: list[tuple[str, str | None, bool, bool]], keep: int, action: str
+) -> None:
+    images = []
+    for n, (status, value, ours, failing) in enumerate(specs, start=1):
+        tags = ({"bakery:bake-id": f"b-{n}"} if ours else {}) | ({"bakery:state": value} if value else {})
+        images.append(image(f"m-{n}", n, status=status, failing=failing, tags=tags))
+    decisions = by_id(decide(images, keep=keep, action=action))
+    acted = {i for i, d in decisions.items() if d.action != KEEP and not d.done}
+    available = [i for i in images if i.status == "Available"]
+    if available:  # the image the family resolves to (the newest Available) is never retired
+        assert max(available, key=lambda i: i.creation_time).image_id not in acted
+    counted = [i for i in images if i.status == "Available" and i.tags.get("bakery:state") in (None, "ready")]
+    for i in images:
+        if i.image_id in acted:  # only finished Bakery images with N counted images newer are retired
+            assert "bakery:bake-id" in i.tags and i.tags.get("bakery:state") in (None, "ready")
+            assert sum(c.creation_time > i.creation_time for c in counted) >= keep or i.status == "CreateFailed"
+    kept_available = [d for d in decisions.values() if d.counted and d.action == KEEP]
+    assert len(kept_available) >= min(keep, len(counted))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bakery.families.plan import plan
-from bakery.families.retention import DELETE, DEPRECATE
+from bakery.families.retention import DELETE, DEPRECATE, KEEP
 
 if TYPE_CHECKING:
     from bakery.adapters.ecs import Ecs
@@ -103,7 +103,9 @@ def cost(
         every = {s for d in mine for s in d.snapshot_ids}
         surviving = {s for d in mine if d.action != DELETE for s in d.snapshot_ids}
         freed = {s for d in mine if d.action == DELETE for s in d.snapshot_ids} - surviving
-        deprecated = {s for d in mine if d.action == DEPRECATE for s in d.snapshot_ids}
+        # Out of the family yet billing: what the plan deprecates, and Deprecated images it keeps (rolled back).
+        deprecated = {s for d in mine if d.action == DEPRECATE or (d.action == KEEP and d.status == "Deprecated")
+                      for s in d.snapshot_ids}  # fmt: skip
         total, freed_gib, deprecated_gib = (sum(sizes.get(s, 0) for s in group) for group in (every, freed, deprecated))
         families.append(FamilyCost(name, images, total, total * price_per_gib_month, freed_gib,
                                    freed_gib * price_per_gib_month, deprecated_gib, deprecated_gib * price_per_gib_month))  # fmt: skip

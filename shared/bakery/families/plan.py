@@ -1,8 +1,20 @@
 """Retention on the account: `plan` (what retention would do to each family, with who uses which image) and
 `apply` (doing it), then `bakery:Family:RetentionApplied`. The rules are `bakery.families.retention`.
 
-Usage is looked up only for images retention would act on, so a family that needs nothing costs one
-DescribeImages call. Everything is idempotent: applying a plan twice changes nothing the second time.
+Retention runs after every Ready, so its API calls are few and countable. Per family:
+
+- DescribeImages (ImageFamily=F, every Status, ImageOwnerAlias=self, 100 a page): one call per 100 images
+  (ECS caps a family at 100 images: image family overview,
+  https://www.alibabacloud.com/help/en/elastic-compute-service/latest/image-family-overview). A family
+  with nothing to retire costs exactly this one call;
+- for each image retention would retire, and only those (a done deprecation needs nothing): with
+  `deprecate`, DescribeImageSharePermission (pages of 100) for an Available one — sharing is all that can
+  change the decision, since a Deprecated image still launches; with `delete`, DescribeInstances
+  (ImageId=…, one call) and the sharing of an Available one, plus once per run DescribeLaunchTemplates
+  (pages of 50) and DescribeLaunchTemplateVersions per template;
+- applying: ModifyImageAttribute per deprecation; DeleteImage then DeleteSnapshot per snapshot per deletion.
+
+Everything is idempotent: applying a plan twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -14,10 +26,9 @@ from bakery import events, tags
 from bakery.errors import CloudError
 from bakery.events import BakeryEvent
 from bakery.families.retention import (
+    DELETE,
     DEPRECATE,
     KEEP,
-    LAST_AVAILABLE,
-    RANKED,
     Decision,
     Retention,
     Usage,
@@ -65,20 +76,20 @@ def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, fo
         for problem in retention.ignored:
             log.warning("retention tag ignored", family=name, problem=problem)
         first = decide(images, keep=retention.keep, action=action, family=name, just_promoted=just_promoted)
-        # Usage matters only where retention would act (a "last Available" image may act once another
-        # image turns out to be kept): look it up for those alone.
-        candidates = [d for d in first if (d.action != KEEP or d.reason == LAST_AVAILABLE) and d.status in RANKED]
+        # Usage can only spare an image retention would retire: look it up for those alone, and only what
+        # can change the decision (see the module docstring).
+        candidates = [d for d in first if d.action != KEEP and not (d.done and action == DEPRECATE)]
         usage: dict[str, Usage] = {}
-        if candidates and templates is None:
+        if action == DELETE and candidates and templates is None:
             templates = ecs.launch_template_images()
         for candidate in candidates:
-            if candidate.done and action == DEPRECATE:
-                continue
-            instance_ids, count = ecs.instances_using_image(candidate.image_id)
             shared = ecs.shared_accounts(candidate.image_id) if candidate.status == "Available" else []
-            usage[candidate.image_id] = Usage(
-                tuple(instance_ids), count, tuple((templates or {}).get(candidate.image_id, [])), tuple(shared)
-            )
+            if action == DELETE:
+                instance_ids, count = ecs.instances_using_image(candidate.image_id)
+                pinned = tuple((templates or {}).get(candidate.image_id, []))
+                usage[candidate.image_id] = Usage(tuple(instance_ids), count, pinned, tuple(shared))
+            else:
+                usage[candidate.image_id] = Usage(shared_with=tuple(shared))
         decisions = decide(images, keep=retention.keep, action=action, usage=usage, force=force, family=name,
                            just_promoted=just_promoted)  # fmt: skip
         plans.append(FamilyPlan(name, retention, action, tuple(decisions)))
@@ -132,7 +143,7 @@ def apply(
     plans = plan_families(ecs, settings, family, force=force, just_promoted=just_promoted)
     decisions = [d for p in plans for d in p.decisions]
     result = ApplyResult(family, settings.retention_action, decisions, {p.family: p.retention for p in plans})
-    for d in decisions:
+    for index, d in enumerate(decisions):
         if d.action == KEEP or d.done:
             continue
         if d.action == DEPRECATE:
@@ -144,8 +155,11 @@ def apply(
             log.info("image deleted by retention", image_id=d.image_id, family=d.family, reason=d.reason)
         except CloudError as exc:
             if exc.code == "ImageUsingByInstance" and d.status == "Available":
-                # An instance was launched from it since the plan: it is in use now, so deprecate instead.
-                _deprecate(ecs, replace(d, action=DEPRECATE), result)
+                # An instance was launched from it since the plan: it is in use now, so deprecate instead,
+                # and say so in the decision (the result lists what was decided *and* done).
+                why = "in use since the plan (DeleteImage: ImageUsingByInstance): deprecated, not deleted"
+                decisions[index] = replace(d, action=DEPRECATE, reason=why, reasons=(why, *d.reasons))
+                _deprecate(ecs, decisions[index], result)
             else:
                 result.skipped.append({"imageId": d.image_id, "why": f"{exc.code}: {exc.message}"})
     return result
