@@ -41,6 +41,15 @@ class CheckItem:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    status: str  # progressing | accomplished | failed
+    progress: str
+    size_gib: int  # SourceDiskSize
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ImageDisk:
     """One DiskDeviceMapping of an image: a disk an instance launched from it gets."""
 

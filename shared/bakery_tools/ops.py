@@ -334,16 +334,20 @@ def bake_snapshots(settings: Settings, args: argparse.Namespace) -> Outcome:
     from bakery.stages.claim import bake_id_for
 
     ecs = Ecs(settings)
-    try:
-        ecs.create_image_from_snapshots(snapshot_ids, validate_only=True)
-    except CloudError as exc:
-        if exc.code == "InvalidSnapshotId.NotFound":
-            raise Refused(EXIT_USAGE, "unknown-snapshot", f"{exc.message[:1].upper()}{exc.message[1:]}. List them: "
-                          f"aliyun ecs DescribeSnapshots --RegionId {settings.region}") from None  # fmt: skip
-        if exc.code == "InvalidSnapshotId.NotReady":
-            raise Refused(EXIT_PROBLEM, "snapshot-not-ready", f"Snapshots must be accomplished first: {exc.message}. "
-                          "Run this again once they are (a failed snapshot must be taken again).") from None  # fmt: skip
-        raise
+    found = {s.snapshot_id: s for s in ecs.snapshots(snapshot_ids)}
+    missing = [s for s in snapshot_ids if s not in found]
+    if missing:
+        raise Refused(EXIT_USAGE, "unknown-snapshot", f"No snapshot {', '.join(missing)} in {settings.region}. List "
+                      f"them: aliyun ecs DescribeSnapshots --RegionId {settings.region}")  # fmt: skip
+    unready = [found[s] for s in snapshot_ids if found[s].status != "accomplished"]
+    if unready:
+        states = ", ".join(f"{s.snapshot_id} is {s.status} ({s.progress or '?'})" for s in unready)
+        raise Refused(EXIT_PROBLEM, "snapshot-not-ready", f"Snapshots must be accomplished first: {states}. Run this "
+                      "again once they are (a failed snapshot must be taken again).")  # fmt: skip
+    # The opt-in the bake function checks: tagging needs ecs:TagResources on the snapshots (your credentials),
+    # so a bus event alone never bakes someone else's snapshots (README: trust boundary).
+    ecs.tag("snapshot", [s for s in snapshot_ids if not tags.truthy(found[s].tags.get(tags.ALLOW_REQUESTS))],
+            {tags.ALLOW_REQUESTS: "true"})  # fmt: skip
     follow = f"bakery status{_target_flags(args)}"
     first = tags.pack_snapshot_ids(snapshot_ids)[tags.SOURCE_SNAPSHOTS]
     for image in ecs.images_tagged(tags.SOURCE_SNAPSHOTS, first):

@@ -18,13 +18,15 @@ DB = {"id": "i-db1", "disks": [{"type": "system", "size": 40}, {"type": "data", 
 FAST_SNAPSHOTS = {"snapshot_seconds_per_gib": 1}
 
 
-def snapshot_disk(run: LocalRun, instance_id: str, disk_type: str) -> str:
-    """What the operator did beforehand: CreateSnapshot of one disk, through the real SDK."""
+def snapshot_disk(run: LocalRun, instance_id: str, disk_type: str, allow_requests: bool = True) -> str:
+    """What the operator did beforehand: CreateSnapshot of one disk, through the real SDK — tagged
+    `bakery:allow-requests=true` (what `bakery bake --snapshots` does) unless `allow_requests` is False."""
     ecs, region = run.cloud_env.ecs, run.cloud.region
     disks = ecs.describe_disks(m.DescribeDisksRequest(region_id=region, instance_id=instance_id)).body.disks.disk
     (disk,) = [d for d in disks if d.type == disk_type]
+    opt_in = [m.CreateSnapshotRequestTag(key=tags.ALLOW_REQUESTS, value="true")] if allow_requests else None
     return ecs.create_snapshot(
-        m.CreateSnapshotRequest(disk_id=disk.disk_id, snapshot_name=f"op-{instance_id}")
+        m.CreateSnapshotRequest(disk_id=disk.disk_id, snapshot_name=f"op-{instance_id}", tag=opt_in)
     ).body.snapshot_id
 
 
@@ -194,7 +196,9 @@ def test_seventeen_snapshots_the_most_a_mapping_takes_fit_the_lineage_tags_and_b
         ecs, region = run.cloud_env.ecs, run.cloud.region
         found = ecs.describe_disks(m.DescribeDisksRequest(region_id=region, instance_id="i-big1", max_results=100))
         ordered = sorted(found.body.disks.disk, key=lambda d: (d.type != "system", d.device))
-        ids = [ecs.create_snapshot(m.CreateSnapshotRequest(disk_id=d.disk_id)).body.snapshot_id for d in ordered]
+        opt_in = [m.CreateSnapshotRequestTag(key=tags.ALLOW_REQUESTS, value="true")]
+        ids = [ecs.create_snapshot(m.CreateSnapshotRequest(disk_id=d.disk_id, tag=opt_in)).body.snapshot_id
+               for d in ordered]  # fmt: skip
         run.runtime.run_until(run.cloud.clock.now + 200)
         run.initial_snapshots |= set(ids)
         held["snapshots"] = ids
@@ -257,3 +261,25 @@ def test_a_second_bake_of_the_same_snapshots_in_flight_is_refused_and_the_first_
     assert failed["data"]["inFlight"] == "b-snap000000000006" and "b-snap000000000006" in failed["data"]["message"]
     assert bake_images(baked, "b-snap000000000007") == []
     assert baked.calls("CreateImage") == 1
+
+
+def test_a_request_for_snapshots_that_did_not_opt_in_makes_nothing(bake):
+    # Given one snapshot tagged bakery:allow-requests=true and one that is not (anyone may PutEvents on the bus)
+    held: dict[str, Any] = {}
+
+    def before_run(run: LocalRun) -> None:
+        ids = [snapshot_disk(run, "i-app1", "system"), snapshot_disk(run, "i-db1", "data", allow_requests=False)]
+        run.runtime.run_until(run.cloud.clock.now + 200)
+        run.initial_snapshots |= set(ids)
+        held["snapshots"] = ids
+        request_bake(run, {"snapshotIds": ids, "family": "app", "bakeId": "b-snap000000000009"})
+
+    # When the bake is requested
+    baked = bake({"seed": 19, "timings": FAST_SNAPSHOTS, "instances": [APP, DB]}, before_run=before_run)
+
+    # Then it is refused naming the snapshot and the tag, and no image is made
+    (result,) = baked.report["bakes"]
+    assert result["state"] == "failed" and result["reason"] == "request-not-allowed", result
+    assert held["snapshots"][1] in result["message"] and tags.ALLOW_REQUESTS in result["message"]
+    assert baked.calls("CreateImage") == 0
+    assert baked.images() == []

@@ -137,7 +137,9 @@ def test_a_failed_snapshot_delete_is_finished_later_and_nothing_leaks(bake):
     scenario = {
         "seed": 107,
         "faults": [{"action": "DeleteSnapshot", "code": "ServiceUnavailable", "nth": 1}],
-        "instances": [{"id": "i-app", "disks": [{"type": "system", "size": 40}], "guest": {"check_failures": ["Nvme"]}}],
+        "instances": [
+            {"id": "i-app", "disks": [{"type": "system", "size": 40}], "guest": {"check_failures": ["Nvme"]}}
+        ],
         "actions": [trigger("i-app", family="app")],
     }
     baked = bake(scenario, settle_seconds=1800)

@@ -13,7 +13,7 @@ from bakery.adapters.sdk import call
 from bakery.clients import client, waiter
 from bakery.config import Settings
 from bakery.errors import CloudError
-from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Instance
+from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Instance, Snapshot
 
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 
@@ -106,51 +106,29 @@ class Ecs:
             tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
         return body.image_id
 
-    def create_image_from_snapshots(self, snapshot_ids: list[str], *, name: str = "", description: str = "",
-                                    tags: dict[str, str] | None = None, client_token: str = "",
-                                    validate_only: bool = False) -> str:  # fmt: skip
-        """One image from snapshots of disks that may sit on different instances (DiskDeviceMapping): the
-        first is the system disk (/dev/xvda), the others data disks (/dev/xvdb, ...), each at its source size.
+    def snapshots(self, snapshot_ids: Sequence[str]) -> list[Snapshot]:
+        """The snapshots of `snapshot_ids` that exist (one DescribeSnapshots per 100 ids), with their tags."""
+        found: list[Snapshot] = []
+        unique = list(dict.fromkeys(snapshot_ids))
+        for start in range(0, len(unique), 100):
+            body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
+                region_id=self.region, snapshot_ids=json.dumps(unique[start : start + 100]), max_results=100))  # fmt: skip
+            found += [Snapshot(s.snapshot_id, s.status or "", s.progress or "", _int(s.source_disk_size), _tags(s.tags))
+                      for s in (body.snapshots.snapshot if body.snapshots else None) or []]  # fmt: skip
+        return found
 
-        The snapshots are read first (DescribeSnapshots), so a bad one is named — CreateImage's own errors do
-        not say which: CloudError `InvalidSnapshotId.NotFound` (missing) or `InvalidSnapshotId.NotReady`
-        (progressing or failed). `validate_only` stops after that check and returns "".
-        """
-        body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
-            region_id=self.region, snapshot_ids=json.dumps(snapshot_ids), page_size=100))  # fmt: skip
-        found = {s.snapshot_id: s for s in (body.snapshots.snapshot if body.snapshots else []) or []}
-        missing = [s for s in snapshot_ids if s not in found]
-        if missing:
-            raise CloudError("InvalidSnapshotId.NotFound", f"no snapshot {', '.join(missing)} in {self.region}",
-                             status=404, action="DescribeSnapshots")  # fmt: skip
-        unready = [found[s] for s in snapshot_ids if found[s].status != "accomplished"]
-        if unready:
-            states = ", ".join(f"{s.snapshot_id} is {s.status} ({s.progress or '?'})" for s in unready)
-            raise CloudError("InvalidSnapshotId.NotReady", states, status=403, action="DescribeSnapshots")
-        if validate_only:
-            return ""
-        mappings = [
-            m.CreateImageRequestDiskDeviceMapping(
-                device="/dev/xvda" if n == 0 else f"/dev/xvd{chr(ord('a') + n)}", disk_type="system" if n == 0 else "data",
-                snapshot_id=s, size=int(found[s].source_disk_size) if (found[s].source_disk_size or "").isdigit() else None)
-            for n, s in enumerate(snapshot_ids)
-        ]  # fmt: skip
-        body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
-            region_id=self.region, disk_device_mapping=mappings, image_name=name or None,
-            description=description or None, detection_strategy="Standard", client_token=client_token or None,
-            tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in (tags or {}).items()]))  # fmt: skip
-        return body.image_id
-
-    def create_image_from_disks(self, disks: Sequence[ImageDisk], *, like: Image, name: str, description: str,
-                                tags: dict[str, str], client_token: str) -> str:  # fmt: skip
-        """One image from existing snapshots, disk for disk (device, type, size as given), with `like`'s
-        platform, architecture and boot mode: how a repaired system disk is put back together with its data disks."""
+    def create_image_from_disks(self, disks: Sequence[ImageDisk], *, name: str, description: str,
+                                tags: dict[str, str], client_token: str, like: Image | None = None) -> str:  # fmt: skip
+        """One image from existing snapshots, disk for disk (DiskDeviceMapping: device, type, size as given; the
+        system disk first), with `like`'s platform, architecture and boot mode when given (a repaired system
+        disk put back together with its data disks), else what ECS reads from the system disk's snapshot."""
         mappings = [m.CreateImageRequestDiskDeviceMapping(device=d.device or None, disk_type=d.disk_type,
                                                           snapshot_id=d.snapshot_id, size=d.size_gib or None)
                     for d in disks]  # fmt: skip
         body = self._call("CreateImage", self._client.create_image, m.CreateImageRequest(
             region_id=self.region, disk_device_mapping=mappings, image_name=name, description=description,
-            platform=like.platform or None, architecture=like.architecture or None, boot_mode=like.boot_mode or None,
+            platform=(like.platform or None) if like else None, architecture=(like.architecture or None) if like else None,
+            boot_mode=(like.boot_mode or None) if like else None,
             detection_strategy="Standard", client_token=client_token,
             tag=[m.CreateImageRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
         return body.image_id

@@ -13,7 +13,7 @@ from bakery import events, state, tags
 from bakery.errors import BakeFailure, CloudError, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
-from bakery.model import Image, Instance
+from bakery.model import Image, ImageDisk, Instance
 from bakery.stages import failure, promote
 from bakery.stages.context import Context
 
@@ -198,9 +198,10 @@ def create_from_snapshots(ctx: Context, snapshot_ids: list[str], bake_id: str, *
         lineage[tags.FAMILY] = family  # the family to promote into, once the check passes
     if name:
         lineage[tags.NAME] = name  # a retry names its image the same way
+    disks = source_disks(ctx, snapshot_ids)
     try:
-        image_id = ctx.ecs.create_image_from_snapshots(
-            snapshot_ids,
+        image_id = ctx.ecs.create_image_from_disks(
+            disks,
             name=f"{prefix}-{bake_id}-{attempt}",
             description=f"Baked by Bakery from snapshots {', '.join(snapshot_ids)} (bake {bake_id})"[:256],
             tags={**ctx.settings.tags_required, **lineage},
@@ -213,6 +214,34 @@ def create_from_snapshots(ctx: Context, snapshot_ids: list[str], bake_id: str, *
         "attempt": attempt, "family": family}))  # fmt: skip
     log.info("image creation from snapshots started", image_id=image_id, attempt=attempt)
     return image_id
+
+
+def source_disks(ctx: Context, snapshot_ids: list[str]) -> list[ImageDisk]:
+    """The disks of a snapshot bake, after checking every snapshot (one DescribeSnapshots): it exists, it is
+    accomplished, and it opted in to requests (`bakery:allow-requests=true`, which only someone allowed to tag
+    the snapshot can set: a bus event alone is not authority over the account's snapshots). CreateImage's own
+    errors would not say which snapshot is wrong. The first is the system disk (/dev/xvda), then data disks."""
+    found = {s.snapshot_id: s for s in ctx.ecs.snapshots(snapshot_ids)}
+    listing = f"aliyun ecs DescribeSnapshots --RegionId {ctx.ecs.region} --SnapshotIds '{json.dumps(snapshot_ids)}'"
+    missing = [s for s in snapshot_ids if s not in found]
+    if missing:
+        raise BakeFailure("snapshot-not-found", f"Snapshot(s) not found: {', '.join(missing)} in {ctx.ecs.region}. "
+                          f"Check the ids ({listing}) and request the bake again with existing snapshots.",
+                          snapshotIds=snapshot_ids)  # fmt: skip
+    unready = [found[s] for s in snapshot_ids if found[s].status != "accomplished"]
+    if unready:
+        states = ", ".join(f"{s.snapshot_id} is {s.status} ({s.progress or '?'})" for s in unready)
+        raise BakeFailure("snapshot-not-ready", f"Snapshots must be accomplished before baking: {states}. Request "
+                          "the bake again once they are (a failed snapshot must be taken again).",
+                          snapshotIds=snapshot_ids)  # fmt: skip
+    closed = [s for s in snapshot_ids if not tags.truthy(found[s].tags.get(tags.ALLOW_REQUESTS))]
+    if closed:
+        raise BakeFailure("request-not-allowed", f"Snapshot(s) {', '.join(closed)} do not accept bake requests; "
+                          f"nothing was made. Tag them {tags.ALLOW_REQUESTS}=true (that needs ecs:TagResources on "
+                          "them; `bakery bake --snapshots` does it with your credentials), then request again.",
+                          snapshotIds=snapshot_ids)  # fmt: skip
+    return [ImageDisk("/dev/xvda" if n == 0 else f"/dev/xvd{chr(ord('a') + n)}", "system" if n == 0 else "data",
+                      s, found[s].size_gib) for n, s in enumerate(snapshot_ids)]  # fmt: skip
 
 
 def _snapshot_creation_failed(ctx: Context, image: Image, attempt: int) -> None:
