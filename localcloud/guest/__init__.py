@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from localcloud.guest.confine import ConfinementError
 from localcloud.guest.runner import OUTPUT_LIMIT_BYTES, TIMEOUT_EXIT_CODE, ScriptResult
 from localcloud.guest.sandbox import GuestSandbox
 from localcloud.guest.spec import GuestDisk, GuestSpec, disk_serial, filesystem_uuid
@@ -9,6 +10,7 @@ from localcloud.guest.spec import GuestDisk, GuestSpec, disk_serial, filesystem_
 __all__ = [
     "OUTPUT_LIMIT_BYTES",
     "TIMEOUT_EXIT_CODE",
+    "ConfinementError",
     "GuestDisk",
     "GuestSandbox",
     "GuestSpec",

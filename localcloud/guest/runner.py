@@ -32,14 +32,22 @@ class ScriptResult:
 
 def run_script(script_path: str, cwd: str, script_env: dict[str, str], timeout_s: int) -> ScriptResult:
     """Run ``script_path`` under the host's bash in ``cwd``; its whole process group dies after ``timeout_s``."""
+    return run_process([bash_path(), script_path], cwd, script_env, timeout_s)
+
+
+def run_process(
+    argv: list[str], cwd: str, script_env: dict[str, str], timeout_s: int, pass_fds: tuple[int, ...] = ()
+) -> ScriptResult:
+    """Run ``argv`` in ``cwd`` with only ``script_env``, output capped; its process group dies after ``timeout_s``."""
     process = subprocess.Popen(
-        [_bash_path(), script_path],
+        argv,
         cwd=cwd,
         env=script_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # own process group, so a timeout kills the script's children too
+        pass_fds=pass_fds,
     )
     assert process.stdout is not None
     collector = _OutputCollector(process.stdout)
@@ -107,7 +115,8 @@ def _wait_unreaped(process: subprocess.Popen[bytes], deadline: float) -> bool:
         delay = min(delay * 2, 0.02)
 
 
-def _bash_path() -> str:
+def bash_path() -> str:
+    """The host's bash (a confined script runs the same one, through the jail's read-only /usr)."""
     if os.path.exists("/bin/bash"):
         return "/bin/bash"
     found = shutil.which("bash")

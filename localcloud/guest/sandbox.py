@@ -1,8 +1,10 @@
 """A fake guest root filesystem that Cloud Assistant (RunCommand) scripts run against.
 
-This is a dev/test emulator: the script is arbitrary user shell and runs on the HOST, as the
-current user, under the host's real bash. Nothing stops a hostile script; the sandbox only makes
-an honest script see a guest instead of the host.
+This is a dev/test emulator, but the script is arbitrary shell from whoever calls the API: by default
+it runs confined to the guest (user, mount, PID and network namespaces and a jail that holds the guest,
+a read-only /usr and little else; see ``confine.py`` for how, for the ``confinement`` modes and for
+``LOCALCLOUD_SANDBOX``). Where that is impossible it runs unconfined, as the current user, under the
+host's bash, with a warning, and never while this process listens on a non-loopback address.
 
 How a guest is faked:
 
@@ -29,10 +31,11 @@ How a guest is faked:
   24 KiB and reports the rest in ``dropped``. A script still running after ``timeout_s`` seconds
   has its whole process group killed; the result then has ``timed_out=True`` and exit code 124
   (the code GNU ``timeout`` uses). A script killed by signal N reports 128+N, as a shell would.
+  Confined, every process the script started dies with it, even one that left its process group.
 
 One module per concern: ``spec.py`` (GuestSpec, the disks), ``filesystem.py`` (the tree), ``secrets.py``
-(planted secrets and their look-alikes), ``shims.py`` (df/lsblk/blkid), ``runner.py`` (running a script);
-this module assembles them into one ``GuestSandbox``.
+(planted secrets and their look-alikes), ``shims.py`` (df/lsblk/blkid), ``runner.py`` (running a script),
+``confine.py`` (the jail and the modes); this module assembles them into one ``GuestSandbox``.
 """
 
 from __future__ import annotations
@@ -43,8 +46,19 @@ import posixpath
 import re
 import shutil
 import tempfile
+import threading
 import uuid
 
+from localcloud.guest.confine import (
+    ConfinementError,
+    Jail,
+    find_tools,
+    namespace_unavailable_reason,
+    remote_listeners,
+    resolve_mode,
+    run_confined,
+    warn_unconfined,
+)
 from localcloud.guest.filesystem import build_tree
 from localcloud.guest.runner import ScriptResult, run_script
 from localcloud.guest.shims import write_shims
@@ -60,8 +74,11 @@ class GuestSandbox:
         spec: GuestSpec,
         disks: list[GuestDisk],
         base_dir: str | None = None,
+        confinement: str | None = None,
     ) -> None:
+        """``confinement``: auto | namespace | none (default: ``$LOCALCLOUD_SANDBOX``, else auto)."""
         self.instance_id = instance_id
+        self.confinement = resolve_mode(confinement)
         self.spec = spec
         self.disks = list(disks)
         self.system_disk, self.data_disks = split_disks(self.disks)
@@ -88,6 +105,8 @@ class GuestSandbox:
         self.shim_dir = os.path.join(self.base_dir, "shims")
         self.script_dir = os.path.join(self.base_dir, "scripts")
         self._cleaned = False
+        self._jail: Jail | None = None
+        self._jail_lock = threading.Lock()  # the server runs commands from several threads
         try:
             for directory in (self.root, self.shim_dir, self.script_dir):
                 os.mkdir(directory, 0o755)
@@ -114,20 +133,33 @@ class GuestSandbox:
         working_dir: str = "/root",
         env: dict[str, str] | None = None,
     ) -> ScriptResult:
-        """Run ``script`` under the host's bash as if Cloud Assistant ran it on the guest."""
+        """Run ``script`` under the host's bash as if Cloud Assistant ran it on the guest.
+
+        ConfinementError (nothing ran) when it cannot be confined and may not run unconfined."""
         if self._cleaned:
             raise RuntimeError(f"guest sandbox of {self.instance_id} was cleaned up")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         cwd = self._working_dir_path(working_dir)
+        jail = self._confine()
         script_fd, script_path = tempfile.mkstemp(prefix="command-", suffix=".sh", dir=self.script_dir)
         with os.fdopen(script_fd, "wb") as script_file:
             script_file.write(script.encode("utf-8"))
         try:
+            if jail is not None:
+                # The working dir is made inside the jail: on the host, a symlink the script left in
+                # the guest could point mkdir anywhere.
+                return run_confined(jail, script_path, cwd, self.root, self._script_env(env), timeout_s)
+            os.makedirs(cwd, exist_ok=True)
             return run_script(script_path, cwd, self._script_env(env), timeout_s)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(script_path)
+
+    @property
+    def confined(self) -> bool:
+        """Whether scripts run in namespaces (False: unconfined, on the host, as the current user)."""
+        return self.confinement != "none" and namespace_unavailable_reason() is None
 
     def cleanup(self) -> None:
         """Remove the whole sandbox (root, shims, scripts). Safe to call twice."""
@@ -163,9 +195,30 @@ class GuestSandbox:
         # Creating a dir inside a missing one would repair the guest behind the script's back.
         if self._missing_dir_above(posixpath.normpath(working_dir)):
             return self.root
-        host_path = self.guest_path(working_dir)
-        os.makedirs(host_path, exist_ok=True)
-        return host_path
+        return self.guest_path(working_dir)
+
+    def _confine(self) -> Jail | None:
+        """The jail to run in, or None to run unconfined; ConfinementError when neither is allowed."""
+        if self.confinement != "none":
+            reason = namespace_unavailable_reason()
+            if reason is None:
+                with self._jail_lock:
+                    if self._jail is None:
+                        jail_dir = os.path.join(self.base_dir, "jail")
+                        self._jail = Jail(jail_dir, [self.root], [self.shim_dir, self.script_dir], find_tools())
+                return self._jail
+            if self.confinement == "namespace":
+                raise ConfinementError(f"sandbox mode 'namespace', but scripts cannot be confined here: {reason}")
+        else:
+            reason = "sandbox mode 'none'"
+        listeners = remote_listeners()
+        if listeners:
+            raise ConfinementError(
+                f"refusing to run a script unconfined ({reason}) while this process listens on "
+                f"{', '.join(listeners)}: that would be a remote shell on this host"
+            )
+        warn_unconfined(reason if self.confinement == "none" else f"no namespaces: {reason}")
+        return None
 
     def _script_env(self, extra: dict[str, str] | None) -> dict[str, str]:
         script_env = {

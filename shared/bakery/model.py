@@ -104,6 +104,7 @@ class CommandResult:
     exit_code: int | None
     output: str
     error_code: str
+    error_info: str = ""  # Cloud Assistant's reason when it could not run the command (ErrorInfo)
 
     @property
     def finished(self) -> bool:

@@ -172,3 +172,14 @@ def test_a_repaired_image_keeps_every_data_disk_of_its_source(bake):
     assert [i.image_id for i in baked.images()] == [result["imageId"]]
     assert baked.snapshot_ids() == baked.snapshot_ids_of(promoted)
     assert baked.calls("StartExecution") == 1
+
+
+def test_a_preflight_cloud_assistant_could_not_run_names_its_reason(bake, monkeypatch):
+    # Given Cloud Assistant refuses to run scripts (here: the local cloud's sandbox mode is mistyped)
+    monkeypatch.setenv("LOCALCLOUD_SANDBOX", "off")
+    baked = bake({"seed": 110, "instances": [{"id": "i-app"}], "actions": [trigger("i-app")]})
+
+    # Then the bake fails with Cloud Assistant's own ErrorInfo, not "output could not be read"
+    result = baked.bake_of("i-app")
+    assert result["reason"] == "preflight-error", result
+    assert "ExecutionException" in result["message"] and "LOCALCLOUD_SANDBOX" in result["message"], result

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import uuid
+from pathlib import Path
 
 import pytest
 from alibabacloud_ecs20140526 import models as ecs_models
 from alibabacloud_tea_openapi.exceptions import ClientException
 
+from localcloud.guest.confine import namespace_unavailable_reason
 from tests.integration._ecs import assert_api_error, disks_of, events_of_type
 
 TIMINGS = {"command_seconds": 2, "client_timeout_seconds": 60}
@@ -38,6 +42,8 @@ echo "no secrets"
 """
 
 ROOT_FREE_MB = "df -Pm / | awk 'NR==2 {print $4}'"
+
+NAMESPACES_MISSING = namespace_unavailable_reason()
 
 
 def _env(make_env, **instance):
@@ -364,6 +370,37 @@ def test_describe_invocations_reports_parameters_as_json(make_env):
     assert json.loads(invocation.parameters) == {"name": "bakery"}
 
 
+@pytest.mark.skipif(
+    NAMESPACES_MISSING is not None,
+    reason=f"scripts cannot be confined on this host ({NAMESPACES_MISSING}); the fallback is covered by "
+    "test_a_script_the_sandbox_refuses_fails_with_execution_exception_saying_why and "
+    "tests/unit/test_guest_sandbox.py::test_a_host_without_user_namespaces_falls_back_or_refuses",
+)
+def test_a_script_stays_inside_its_guest(make_env, tmp_path, monkeypatch):
+    # Given a guest (sandbox mode from the environment: unset, so auto) and, on this host, a secret and
+    # a file the script should not touch
+    monkeypatch.delenv("LOCALCLOUD_SANDBOX", raising=False)
+    env = _env(make_env)
+    secret = tmp_path / "host-secret"
+    secret.write_text("TOPSECRET\n")
+    escape = Path("/tmp", f"localcloud-escape-{uuid.uuid4().hex}")
+    script = f"""
+        cat "{secret}" 2>/dev/null || echo no-secret
+        {{ echo escaped >"{escape}"; }} 2>/dev/null || echo no-escape
+        echo mine >"${{GUEST_ROOT:-}}/root/mine" && cat "${{GUEST_ROOT:-}}/root/mine"
+    """
+
+    # When a script tries to read the secret and write outside the guest, and writes inside it
+    try:
+        result = _finished(env, _run(env, script))
+    finally:
+        escape.unlink(missing_ok=True)
+
+    # Then only the guest was there for it
+    assert (result.invocation_status, result.output) == ("Success", "no-secret\nno-escape\nmine\n")
+    assert not escape.exists()
+
+
 # -- when a command cannot run ----------------------------------------------------------------------------
 
 
@@ -431,6 +468,38 @@ def test_run_power_shell_script_on_linux_is_invalid(make_env):
 
     # Then it is Invalid with CommandNotApplicable
     assert (result.invocation_status, result.error_code) == ("Invalid", "CommandNotApplicable")
+
+
+def test_a_script_the_sandbox_refuses_fails_with_execution_exception_saying_why(make_env, monkeypatch):
+    # Given scripts that would run unconfined (LOCALCLOUD_SANDBOX=none) while this process listens beyond
+    # loopback, as `localcloud serve --host 0.0.0.0 --allow-remote` does
+    monkeypatch.setenv("LOCALCLOUD_SANDBOX", "none")
+    env = _env(make_env)
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen()
+
+        # When a command is run
+        result = _finished(env, _run(env, "echo never"))
+
+    # Then nothing ran, and the result says why, in ErrorInfo and in Output
+    assert (result.invocation_status, result.invoke_record_status) == ("Failed", "Finished")
+    assert (result.error_code, result.exit_code) == ("ExecutionException", None)
+    assert "refusing to run a script unconfined" in result.error_info and "0.0.0.0:" in result.error_info
+    assert result.output.startswith("localcloud: the script was not run: refusing to run a script unconfined")
+
+
+def test_a_mistyped_sandbox_mode_refuses_scripts_instead_of_running_them_unconfined(make_env, monkeypatch):
+    # Given LOCALCLOUD_SANDBOX set to something that is not a mode
+    monkeypatch.setenv("LOCALCLOUD_SANDBOX", "off")
+    env = _env(make_env)
+
+    # When a command is run
+    result = _finished(env, _run(env, "echo never"))
+
+    # Then it fails, naming the modes
+    assert (result.invocation_status, result.error_code) == ("Failed", "ExecutionException")
+    assert "LOCALCLOUD_SANDBOX='off' is not one of auto, namespace, none" in result.error_info
 
 
 def test_run_command_with_an_unknown_type_is_refused(make_env):

@@ -1,8 +1,9 @@
 """Cloud Assistant: RunCommand, DescribeInvocations, DescribeInvocationResults.
 
 A RunCommand script really runs, under bash on this host, against a sandbox root built from the
-instance's `guest:` description (see localcloud/guest/sandbox.py); its result is revealed when
-the invocation finishes on the virtual clock.
+instance's `guest:` description, confined to it (see localcloud/guest/sandbox.py and confine.py); its
+result is revealed when the invocation finishes on the virtual clock. A script the sandbox refuses to
+run (it cannot be confined and may not run unconfined) fails with ExecutionException saying why.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError, missing_parameter, not_found
+from localcloud.guest.confine import ConfinementError
 from localcloud.guest.sandbox import GuestSandbox
 from localcloud.guest.spec import GuestDisk
 from localcloud.services.base import api
@@ -170,24 +172,34 @@ class AssistantMixin:
                        "error_info": f"the local cloud cannot run {invocation.command_type}: Windows guests are not emulated."}  # fmt: skip
             delay = timings.command_seconds
         else:
-            result = self._sandbox(instance).run(
-                invocation.content, timeout_s=invocation.timeout, working_dir=invocation.working_dir
-            )
-            if result.timed_out:
-                outcome = {"status": "Timeout", "error_code": "ExecutionTimeout",
-                           "error_info": "the command execution timed out.", "exit_code": result.exit_code}  # fmt: skip
-                delay = float(invocation.timeout)
-            else:
-                outcome = {"status": "Success" if result.exit_code == 0 else "Failed", "exit_code": result.exit_code}
-                if result.exit_code != 0:
-                    outcome.update(
-                        error_code="ExitCodeNonzero", error_info="the command execution exit code is not zero."
-                    )
-                delay = timings.command_seconds
-            outcome.update(output=result.output, dropped=result.dropped)
+            outcome, delay = self._run_script(invocation, instance)
         self.cloud.clock.call_later(
             delay, lambda: self._finish_run(invocation, run, outcome), f"{invocation.invoke_id} done"
         )
+
+    def _run_script(self: EcsService, invocation: Invocation, instance: Instance) -> tuple[dict[str, Any], float]:
+        """The outcome of running the invocation's script in the instance's guest, and when it is revealed."""
+        timings = self.cloud.timings
+        try:
+            result = self._sandbox(instance).run(
+                invocation.content, timeout_s=invocation.timeout, working_dir=invocation.working_dir
+            )
+        except ConfinementError as exc:
+            # Nothing ran (README: the local cloud). The reason is in Output too, for callers that read only that.
+            return {"status": "Failed", "error_code": "ExecutionException",
+                    "error_info": f"the local cloud did not run the script: {exc}",
+                    "output": f"localcloud: the script was not run: {exc}\n"}, timings.command_seconds  # fmt: skip
+        if result.timed_out:
+            outcome: dict[str, Any] = {"status": "Timeout", "error_code": "ExecutionTimeout",
+                                       "error_info": "the command execution timed out.", "exit_code": result.exit_code}  # fmt: skip
+            delay = float(invocation.timeout)
+        else:
+            outcome = {"status": "Success" if result.exit_code == 0 else "Failed", "exit_code": result.exit_code}
+            if result.exit_code != 0:
+                outcome.update(error_code="ExitCodeNonzero", error_info="the command execution exit code is not zero.")
+            delay = timings.command_seconds
+        outcome.update(output=result.output, dropped=result.dropped)
+        return outcome, delay
 
     def _finish_run(self: EcsService, invocation: Invocation, run: InstanceRun, outcome: dict[str, Any]) -> None:
         run.status = outcome["status"]

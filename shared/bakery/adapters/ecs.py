@@ -93,7 +93,7 @@ class Ecs:
             return None
         r = results[0]
         return CommandResult(r.invoke_id, r.instance_id, r.invoke_record_status, r.invocation_status, r.exit_code,
-                             r.output or "", r.error_code or "")  # fmt: skip
+                             r.output or "", r.error_code or "", r.error_info or "")  # fmt: skip
 
     # -- images --------------------------------------------------------------------------------------
 

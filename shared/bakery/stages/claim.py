@@ -222,6 +222,9 @@ def _finish_preflight(ctx: Context, instance: Instance) -> None:
     try:
         report = parse_report(result.output, result.exit_code if result.exit_code is not None else -1)
     except ValueError as exc:
+        if result.error_code and result.error_code != "ExitCodeNonzero":  # Cloud Assistant's own reason
+            raise BakeFailure("preflight-error", f"Cloud Assistant could not run the preflight ({result.error_code}: "
+                              f"{result.error_info or 'no detail'}); status {result.invocation_status}.") from None  # fmt: skip
         raise BakeFailure("preflight-error", f"The preflight script's output could not be read ({exc}); "
                           f"status {result.invocation_status}, exit code {result.exit_code}.") from None  # fmt: skip
     if report.errors:
