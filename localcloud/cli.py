@@ -41,7 +41,9 @@ def serve(args: argparse.Namespace) -> int:
                   "anyway.", file=sys.stderr)  # fmt: skip
             return 2
         print(f"localcloud: WARNING: serving on {args.host!r} (--allow-remote): anyone who can reach this port "
-              "can run scripts on this machine through Cloud Assistant.", file=sys.stderr)  # fmt: skip
+              "can call every API without credentials; Cloud Assistant scripts run confined to their guest (user, "
+              "mount, pid and network namespaces) and are refused where confinement is unavailable.",
+              file=sys.stderr)  # fmt: skip
     cloud = LocalCloud(_load(args.scenario))
     server = LocalCloudServer(cloud, host=args.host, port=args.port, speed=args.speed).start()
     clock = (

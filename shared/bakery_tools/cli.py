@@ -48,6 +48,7 @@ def _scenario(path: str | None) -> Any:
 
 
 def _summary(run: Any, report: dict[str, Any]) -> int:
+    """The bakes table, then the verdict (`_verdict_lines`); EXIT_PROBLEM unless the run is clean."""
     print()
     print_table(
         [
@@ -66,16 +67,39 @@ def _summary(run: Any, report: dict[str, Any]) -> int:
     d = report["deliveries"]
     print(f"\n  simulated {report['simulated_seconds'] / 60:.1f} min · {sum(report['api_calls'].values())} API calls · "
           f"{d['count']} deliveries ({d['retries']} retries, {d['dead_letters']} dead letters)")  # fmt: skip
-    problems = run.invariant_violations(report)
-    unfinished = [b for b in report["bakes"] if b["state"] == "in-flight"]
-    for problem in problems:
-        print(f"  PROMISE BROKEN: {problem}")
-    for bake in unfinished:
-        print(f"  UNFINISHED: bake {bake['bakeId']} on {bake['instanceId']}")
-    if not problems:
-        print("  safety promises kept: one image per bake, nothing orphaned, no instance left stopped, "
-              "no unchecked image in a family")  # fmt: skip
-    return EXIT_PROBLEM if problems or unfinished else EXIT_OK
+    problems = run.problems(report)
+    for line in _verdict_lines(report, problems):
+        print(f"  {line}")
+    return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _verdict(report: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """What the run shows, and no more: the bakes' outcomes, what was checked, every problem."""
+    from bakery_tools.local import PROMISES
+
+    states = [b["state"] for b in report["bakes"]]
+    return {
+        "ok": not problems,
+        "bakes": {s: states.count(s) for s in dict.fromkeys(states)},
+        "noBakeHappened": not report["bakes"],
+        "checked": list(PROMISES),
+        "problems": problems,
+    }
+
+
+def _verdict_lines(report: dict[str, Any], problems: list[str]) -> list[str]:
+    verdict = _verdict(report, problems)
+    counts = ", ".join(f"{n} {s}" for s, n in verdict["bakes"].items())
+    checked = "checked on the final state: " + "; ".join(verdict["checked"])
+    if problems:
+        kinds = sorted({p.split(":", 1)[0] for p in problems})
+        head = f"verdict: NOT CLEAN, {len(problems)} problem(s) ({', '.join(kinds)})"
+        return [*problems, f"{head}; bakes: {counts or 'none'}", checked]
+    if verdict["noBakeHappened"]:
+        # Nothing was asked: the checks still ran, but they say nothing about a bake.
+        return ["verdict: no bake happened (the scenario tagged no instance for baking); "
+                "no dead letters; the final state breaks no safety promise", checked]  # fmt: skip
+    return [f"verdict: every bake finished ({counts}), no dead letters; safety promises kept", checked]
 
 
 def _epoch(iso: str) -> float:
@@ -84,20 +108,44 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _narrator(start: float) -> Any:
-    seen = 0
+# The narrator's bound: a run that keeps publishing (a retry storm, a stuck sweep) must not flood the terminal.
+PROGRESS_MAX_LINES = 400
+
+
+def _narrator(start: float, max_lines: int = PROGRESS_MAX_LINES) -> Any:
+    """on_step for LocalRun.run: one line per Bakery event, an identical repeat collapsed, at most `max_lines`
+    (then one line saying so, and silence until the run ends and the summary prints)."""
+    seen, printed, repeats, last = 0, 0, 0, ""
+
+    def say(line: str) -> None:
+        nonlocal printed
+        if printed < max_lines:
+            print(line)
+            printed += 1
+            if printed == max_lines:
+                print(f"  ... progress stops here ({max_lines} lines); the summary follows when the run ends")
 
     def on_step(run: Any) -> None:
-        nonlocal seen
+        nonlocal seen, repeats, last
         for published in run.cloud.events.read(seen, None):
             event = published.event
-            if published.bus == "bakery" and event["type"] in _EVENT_LINES:
-                data = event.get("data") or {}
-                elapsed = _epoch(event.get("time", "")) - start if event.get("time") else run.cloud.clock.now - start
-                who = data.get("instanceId") or data.get("family") or data.get("imageId") or ""
-                print(
-                    f"  t+{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  {who:<10} {_EVENT_LINES[event['type']](data)}"
-                )
+            if published.bus != "bakery" or event.get("type") not in _EVENT_LINES:
+                continue
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            try:
+                text = _EVENT_LINES[event["type"]](data)
+            except (KeyError, TypeError):  # anyone may put events on the bus: a malformed one is not narrated
+                continue
+            who = data.get("instanceId") or data.get("family") or data.get("imageId") or ""
+            line = f"{who:<10} {text}"
+            if line == last:
+                repeats += 1
+                continue
+            if repeats:
+                say(f"           (the line above, {repeats} more time(s))")
+            repeats, last = 0, line
+            elapsed = _epoch(event.get("time", "")) - start if event.get("time") else run.cloud.clock.now - start
+            say(f"  t+{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}  {line}")
         seen = run.cloud.events.cursor
 
     return on_step
@@ -122,7 +170,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.report:
             from bakery_tools.local import write_report
 
-            write_report(report, args.report)
+            problems = run.problems(report)
+            verdict = _verdict(report, problems)
+            write_report({**report, "invariantViolations": run.invariant_violations(report), "verdict": verdict},
+                         args.report)  # fmt: skip
             print(f"  report written to {args.report}")
     return code
 
@@ -134,10 +185,17 @@ def cmd_local_run(args: argparse.Namespace) -> int:
     with LocalRun(scenario, **_template_args(args)) as run:
         report = run.run(on_step=_narrator(run.cloud.clock.now) if args.progress and not args.json else None,
                          step_seconds=60)  # fmt: skip
-        write_report(report, args.report)
+        problems = run.problems(report)
+        # The file carries the verdict too: a pipeline that reads only the file must learn what the exit code says.
+        judged = {
+            **report,
+            "invariantViolations": run.invariant_violations(report),
+            "verdict": _verdict(report, problems),
+        }
+        write_report(judged, args.report)
         if args.json:
-            print_json({**report, "invariantViolations": run.invariant_violations(report)})
-            return EXIT_OK if not run.invariant_violations(report) else EXIT_PROBLEM
+            print_json(judged)
+            return EXIT_PROBLEM if problems else EXIT_OK
         if args.trace:
             print(run.runtime.trace())
         code = _summary(run, report)

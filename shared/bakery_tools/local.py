@@ -2,6 +2,11 @@
 
 Dev tooling only (imports localcloud, which is never deployed): `bakery local run`, `bakery demo`,
 `bakery invoke` and the end-to-end tests all go through `LocalRun`.
+
+The verdict on a finished run is `LocalRun.problems()` (every problem: unfinished bakes, dead letters, a
+trigger no bake answered, a run that never settled, broken promises) over `broken_promises()` (the safety
+promises alone, `LocalRun.invariant_violations()`). Both read only the report, which carries the run's
+baseline (what existed before) and the effective settings, so a hand-built report can be judged too.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ class LocalRun:
         self.initial_status = {i.instance_id: i.status for i in self.cloud.ecs.instances.values()}
         self.initial_images = {i for i, img in self.cloud.ecs.images.items() if img.owner_alias == "self"}
         self.initial_snapshots = set(self.cloud.ecs.snapshots)
+        # What a promoted image must still hold: each instance's disks before anything ran.
+        self.initial_disks = {
+            i.instance_id: [_disk_row(d) for d in self.cloud.ecs.instance_disks(i)]
+            for i in self.cloud.ecs.instances.values()
+        }
+        self.initial_triggers = [i.instance_id for i in self.cloud.ecs.instances.values()
+                                 if tags.truthy(i.tags.get(tags.TRIGGER))]  # fmt: skip
+        self.outcome: str | None = None  # how run() ended: settled | stalled | time-limit
 
     def close(self) -> None:
         self._stack.close()
@@ -114,38 +127,48 @@ class LocalRun:
             raise ValueError(f"unknown scenario action {action!r}: supported: {{at: SECONDS, tag: {{instance, tags}}}}")
 
     def run(self, on_step: Callable[[LocalRun], None] | None = None, step_seconds: float = 60.0,
-            patience_seconds: float = 6 * 3600) -> dict[str, Any]:  # fmt: skip
-        """Apply the scenario's actions at their times, then run until idle and no bake is in flight
-        (or `patience_seconds` of simulated time pass without progress). Returns the report."""
+            patience_seconds: float = 6 * 3600, limit_seconds: float = 7 * 86400) -> dict[str, Any]:  # fmt: skip
+        """Apply the scenario's actions at their times, then run until idle with no bake in flight. It also
+        stops when `patience_seconds` of simulated time pass without the bakes in flight changing (stalled),
+        or after `limit_seconds` in all; `outcome` says which, and `problems()` reports either. Returns the
+        report. `on_step(self)` is called after every `step_seconds` of simulated time."""
         start = self.cloud.clock.now
         for action in self._validated_actions():
             self.runtime.run_until(start + float(action.get("at", 0)))
             self.apply(action)
+        deadline = self.cloud.clock.now + limit_seconds
+        # Without a watcher, longer chunks (fewer wake-ups; idle is detected inside one), short enough that a
+        # stall is noticed within a sixth of the patience of its start.
+        chunk = step_seconds if on_step else max(step_seconds, patience_seconds / 6)
         stalled_since, last_state = self.cloud.clock.now, self._in_flight()
         while True:
-            step_end = self.cloud.clock.now + step_seconds
-            result = self.runtime.run_until_idle(max_simulated_seconds=step_seconds if on_step else 30 * 86400)
-            if on_step and result["stopped"] == "time-limit":
-                # run_until_idle stops *before* a timer beyond the step without moving the clock, so the
-                # next step started from the same instant and, whenever the next timer (e.g. the 5-minute
-                # sweep) was further away than step_seconds, looped forever. Close the step at its end.
+            step_end = min(self.cloud.clock.now + chunk, deadline)
+            result = self.runtime.run_until_idle(max_simulated_seconds=max(step_end - self.cloud.clock.now, 0.0))
+            idle = result["stopped"] == "idle"
+            if not idle and self.cloud.clock.now < step_end:
+                # run_until_idle stops *before* a timer beyond the step without moving the clock: close the
+                # step at its end, or the next one starts from the same instant and never gets anywhere.
                 self.runtime.run_until(step_end)
             if on_step:
                 on_step(self)
-            if result["stopped"] == "time-limit" and on_step:
-                continue
-            # Idle by events is not done while a bake is in flight: a throttled sweep publishes nothing,
-            # yet the next one finishes the bake. Keep the clock going, as FC's timer would.
             in_flight = self._in_flight()
-            if not in_flight:
+            if idle and not in_flight:
+                self.outcome = "settled"
                 break
+            # The patience applies whether or not events still flow: a stuck bake under a sweep that keeps
+            # writing (or an emulator timer that keeps re-arming) is never idle, and used to loop forever.
             if in_flight != last_state:
                 stalled_since, last_state = self.cloud.clock.now, in_flight
             elif self.cloud.clock.now - stalled_since >= patience_seconds:
-                break  # reported as UNFINISHED
-            self.runtime.run_until(self.cloud.clock.now + step_seconds)
-            if on_step:
-                on_step(self)
+                self.outcome = "stalled"
+                break
+            if self.cloud.clock.now >= deadline:
+                self.outcome = "time-limit"
+                break
+            if idle:
+                # Idle by events is not done while a bake is in flight: a throttled sweep publishes nothing,
+                # yet the next one finishes the bake. Keep the clock going, as FC's timer would.
+                self.runtime.run_until(min(self.cloud.clock.now + step_seconds, deadline))
         return self.report()
 
     def _validated_actions(self) -> list[dict[str, Any]]:
@@ -185,6 +208,8 @@ class LocalRun:
         return [e.event for e in self.cloud.events.read(0, "bakery")]
 
     def report(self) -> dict[str, Any]:
+        from localcloud.services.ecs.checks import UNSUPPORTED_PLATFORMS
+
         ecs = self.cloud.ecs
         bakes: dict[str, dict[str, Any]] = {}
         for event in self.bakery_events():
@@ -202,7 +227,10 @@ class LocalRun:
             kind = event.get("type")
             image_id = data.get("imageId") if isinstance(data.get("imageId"), str) else None
             if kind in ("bakery:Image:CreationStarted", "bakery:Image:Repaired") and image_id:
-                bake["attempts"] = len({*bake.setdefault("_images", set()), image_id})
+                # A repaired image put back together with its data disks is the same repair, not an attempt.
+                if data.get("reassembledFrom") in bake.setdefault("_images", set()):
+                    bake["_images"].discard(data["reassembledFrom"])
+                bake["attempts"] = len({*bake["_images"], image_id})
                 bake["_images"].add(image_id)
                 bake["family"] = bake["family"] or data.get("family") or None
             elif kind == "bakery:Image:Ready" and image_id:
@@ -231,8 +259,15 @@ class LocalRun:
                                   "imageId": None, "family": instance.tags.get(tags.FAMILY), "attempts": 0, "reason": None}  # fmt: skip
         for bake in bakes.values():
             bake.pop("_images", None)
+            bake["sourceDisks"] = self._source_disks(bake)
         now = self.cloud.clock.now
         summary = self.runtime.summary()
+        retention: dict[str, list[str]] = {"deleted": [], "deprecated": []}
+        for event in self.bakery_events():
+            data = event.get("data")
+            if event.get("type") == "bakery:Family:RetentionApplied" and isinstance(data, dict):
+                for key in retention:
+                    retention[key] += [i for i in data.get(key) or [] if isinstance(i, str)]
         return {
             "bakes": list(bakes.values()),
             "images": [
@@ -245,7 +280,14 @@ class LocalRun:
                     "check": {
                         "status": i.detection_status,
                         "failing": [x["Name"] for x in i.detection_items if x.get("RiskLevel")],
+                        # ECS runs no check on an encrypted image or an unsupported OS: the one case
+                        # BAKERY_UNCHECKED_IMAGE_POLICY=promote may put an unchecked image in a family.
+                        "supported": not i.encrypted and i.platform not in UNSUPPORTED_PLATFORMS,
                     },
+                    "disks": [
+                        {"device": m.device, "type": m.disk_type, "sizeGiB": m.size, "snapshotId": m.snapshot_id}
+                        for m in i.mappings
+                    ],
                 }
                 for i in ecs.images.values()
                 if i.owner_alias == "self"
@@ -270,43 +312,216 @@ class LocalRun:
                 "dead_letters": summary["dead_letters"],
                 "errors": summary["errors"],
             },
+            "deadLetters": [_dead_letter_row(d) for d in self.runtime.dead_letters],
+            "inFlight": [list(item) for item in self._in_flight()],
+            "retention": retention,
+            "triggers": self._triggers(),
+            "outcome": self.outcome,
+            "settings": self.settings(),
+            "baseline": self._baseline(),
         }
+
+    def settings(self) -> dict[str, str]:
+        """The BAKERY_* settings the deployed functions run with (template defaults, --parameter, env)."""
+        merged: dict[str, str] = {}
+        for fn in self.template.functions.values():
+            merged.update({k: str(v) for k, v in fn.env.items() if k.startswith("BAKERY_") and k not in merged})
+        return {k: merged[k] for k in sorted(merged) if k not in ("BAKERY_CLOUD_ENDPOINT", "BAKERY_MANDATORY_TAGS")}
+
+    def _baseline(self) -> dict[str, Any]:
+        return {
+            "images": sorted(self.initial_images),
+            "snapshots": sorted(self.initial_snapshots),
+            "instances": {
+                k: {"status": v, "disks": self.initial_disks.get(k, [])} for k, v in self.initial_status.items()
+            },
+        }
+
+    def _triggers(self) -> list[dict[str, Any]]:
+        """Instances the scenario asked to bake: tagged bakery:bake=true before the run or by an action."""
+        found: list[dict[str, Any]] = [{"instanceId": i, "at": None} for i in self.initial_triggers]
+        for action in self.scenario.actions:
+            tag = action.get("tag") if isinstance(action, dict) else None
+            if (
+                isinstance(tag, dict)
+                and isinstance(tag.get("tags"), dict)
+                and tags.truthy(str(tag["tags"].get(tags.TRIGGER, "")))
+            ):
+                found.append({"instanceId": tag.get("instance"), "at": action.get("at", 0)})
+        return found
+
+    def _source_disks(self, bake: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the bake imaged: its instance's disks at the start of the run, or its source snapshots."""
+        snapshot_ids: list[str] = []
+        for image in self.cloud.ecs.images.values():
+            if image.tags.get(tags.BAKE_ID) == bake["bakeId"]:
+                snapshot_ids = snapshot_ids or tags.unpack_snapshot_ids(image.tags)
+        if snapshot_ids:
+            rows = []
+            for n, snapshot_id in enumerate(snapshot_ids):
+                snapshot = self.cloud.ecs.snapshots.get(snapshot_id)
+                rows.append({"snapshotId": snapshot_id, "type": "system" if n == 0 else "data",
+                             "sizeGiB": snapshot.source_size if snapshot else None})  # fmt: skip
+            return rows
+        return [dict(d) for d in self.initial_disks.get(bake.get("instanceId") or "", [])]
 
     def invariant_violations(self, report: dict[str, Any] | None = None) -> list[str]:
         """The safety promises, checked against the final state: each violation is one readable line."""
         report = report or self.report()
-        problems: list[str] = []
-        images = {i["imageId"]: i for i in report["images"]}
-        new_images = {k: v for k, v in images.items() if k not in self.initial_images}
-        for bake in report["bakes"]:
-            mine = [i for i in new_images.values() if i["tags"].get(tags.BAKE_ID) == bake["bakeId"]]
-            ready = [i for i in mine if i["tags"].get(tags.STATE) == tags.READY]
-            if len(ready) > 1:
-                problems.append(f"bake {bake['bakeId']}: {len(ready)} ready images (duplicate)")
-            kept = [
-                i for i in mine if not _retired_by_policy(i)
-            ]  # BAKERY_RETIRE_POLICY=deprecate keeps them, Deprecated
-            if bake["state"] == "ready" and [i["imageId"] for i in kept] != [bake["imageId"]]:
-                problems.append(
-                    f"bake {bake['bakeId']}: images left besides the promoted one: {[i['imageId'] for i in mine]}"
-                )
-            if bake["state"] == "failed" and mine:
-                problems.append(f"bake {bake['bakeId']} failed but left images {[i['imageId'] for i in mine]}")
-        for image in new_images.values():
-            if image["tags"].get(tags.STATE) != tags.READY and not _retired_by_policy(image):
-                problems.append(f"orphaned image {image['imageId']} (state {image['tags'].get(tags.STATE)})")
-            if image["family"] and (image["check"]["status"] != "Finished" or image["check"]["failing"]):
-                problems.append(f"image {image['imageId']} is in family {image['family']} without a passed check")
-        used = {s for i in self.cloud.ecs.images.values() for s in (m.snapshot_id for m in i.mappings)}
-        for snapshot in report["snapshots"]:
-            if snapshot["snapshotId"] not in used and snapshot["snapshotId"] not in self.initial_snapshots:
-                problems.append(f"orphaned snapshot {snapshot['snapshotId']} ({snapshot['status']})")
-        for instance in report["instances"]:
-            if self.initial_status.get(instance["instanceId"]) == "Running" and instance["status"] != "Running":
-                problems.append(f"instance {instance['instanceId']} was Running and is now {instance['status']}")
-            if tags.STOPPED_BY_BAKERY in instance["tags"]:
-                problems.append(f"instance {instance['instanceId']} still carries {tags.STOPPED_BY_BAKERY}")
-        return problems
+        # The baseline as it stands now: a test may add to it (the operator's own snapshots) after deploying.
+        return broken_promises({**report, "baseline": self._baseline()})
+
+    def problems(self, report: dict[str, Any] | None = None) -> list[str]:
+        """Everything wrong with a finished run, one readable line each: see `find_problems`."""
+        report = report or self.report()
+        return find_problems({**report, "baseline": self._baseline()})
+
+
+# -- the verdict: pure functions of a report ---------------------------------------------------------------
+
+PROMISES = (
+    "one ready image per bake",
+    "a ready bake keeps only its promoted image (retire policy and retention aside)",
+    "a failed bake leaves no image",
+    "no orphaned image or snapshot",
+    "no instance left stopped or holding Bakery's work tags",
+    "no image in a family without a passed check (BAKERY_UNCHECKED_IMAGE_POLICY=promote: unless ECS cannot check it)",
+    "every promoted image has all its source's disks (count, types, order, sizes)",
+)
+# Tags that mean "a bake holds this instance": none may stay once no bake of it is in flight.
+_HELD_TAGS = (tags.BAKE_ID, tags.STATE, tags.IMAGE, tags.PREFLIGHT_INVOKE, tags.ENDING)
+
+
+def find_problems(report: dict[str, Any]) -> list[str]:
+    """Every problem of a finished run, one readable line each, prefixed by its kind: UNFINISHED (a bake, or
+    a trigger nobody claimed), NO BAKE (an instance the scenario tagged that no bake answered), DEAD LETTER,
+    UNSETTLED (the run stopped while still moving), PROMISE BROKEN. Empty: the run is clean."""
+    problems: list[str] = []
+    bakes = report.get("bakes", [])
+    for bake in bakes:
+        if bake["state"] not in ("ready", "failed"):
+            problems.append(f"UNFINISHED: bake {bake['bakeId']} on {bake.get('instanceId') or 'snapshots'} "
+                            f"(state {bake['state']})")  # fmt: skip
+    claimed = {b.get("instanceId") for b in bakes}
+    for item in report.get("inFlight", []):
+        if item[1] == "trigger" and item[0] not in claimed:
+            problems.append(f"UNFINISHED: instance {item[0]} still carries {tags.TRIGGER}=true; no bake claimed it")
+    for trigger in report.get("triggers", []):
+        if trigger["instanceId"] not in claimed:
+            when = "before the run" if trigger.get("at") is None else f"at t+{trigger['at']}s"
+            problems.append(f"NO BAKE: {trigger['instanceId']} was tagged {tags.TRIGGER}=true {when} "
+                            "but no bake of it was recorded")  # fmt: skip
+    letters = report.get("deadLetters")
+    if letters is None:  # a report from before deadLetters existed: the count is all there is
+        letters = [{}] * int(report.get("deliveries", {}).get("dead_letters", 0))
+    for letter in letters:
+        problems.append("DEAD LETTER: " + (
+            f"{letter.get('function')} gave up on {letter.get('eventType')} {letter.get('eventId')} after "
+            f"{letter.get('attempts')} attempt(s) ({letter.get('reason')}): {letter.get('error')}" if letter
+            else "an event was given up on"))  # fmt: skip
+    if report.get("outcome") in ("stalled", "time-limit"):
+        what = "nothing in flight changed for too long" if report["outcome"] == "stalled" else "its time limit"
+        problems.append(f"UNSETTLED: the run stopped after {report.get('simulated_seconds', 0) / 60:.0f} simulated "
+                        f"minutes ({what}) with {len(report.get('inFlight', []))} thing(s) in flight")  # fmt: skip
+    problems += [f"PROMISE BROKEN: {line}" for line in broken_promises(report)]
+    return problems
+
+
+def broken_promises(report: dict[str, Any]) -> list[str]:
+    """The safety promises (PROMISES) against a report's final state, judged with its settings."""
+    settings = report.get("settings") or {}
+    baseline = report.get("baseline") or {}
+    initial_images = set(baseline.get("images", []))
+    retire_deprecates = settings.get("BAKERY_RETIRE_POLICY", "delete") == "deprecate"
+    promote_unchecked = settings.get("BAKERY_UNCHECKED_IMAGE_POLICY", "fail") == "promote"
+    retention_deleted = set((report.get("retention") or {}).get("deleted", []))
+    problems: list[str] = []
+    images = {i["imageId"]: i for i in report["images"]}
+    new_images = {k: v for k, v in images.items() if k not in initial_images}
+    bakes = {b["bakeId"]: b for b in report["bakes"]}
+
+    def retired(image: dict[str, Any]) -> bool:  # BAKERY_RETIRE_POLICY=deprecate keeps them, Deprecated
+        return retire_deprecates and _retired_by_policy(image)
+
+    for bake in report["bakes"]:
+        mine = [i for i in new_images.values() if i["tags"].get(tags.BAKE_ID) == bake["bakeId"]]
+        ready = [i for i in mine if i["tags"].get(tags.STATE) == tags.READY]
+        if len(ready) > 1:
+            problems.append(f"bake {bake['bakeId']}: {len(ready)} ready images (duplicate)")
+        kept = [i["imageId"] for i in mine if not retired(i)]
+        if bake["state"] == "ready":
+            # Retention (RetentionAction=delete) may delete a promoted image once newer ones replace it.
+            expected = (
+                [] if bake["imageId"] in retention_deleted and bake["imageId"] not in images else [bake["imageId"]]
+            )
+            if expected and bake["imageId"] not in images:
+                problems.append(f"bake {bake['bakeId']}: its promoted image {bake['imageId']} is gone "
+                                "(and no retention run deleted it)")  # fmt: skip
+            elif kept != expected:
+                problems.append(f"bake {bake['bakeId']}: images left besides the promoted one: "
+                                f"{[i['imageId'] for i in mine]} (promoted {bake['imageId']})")  # fmt: skip
+        if bake["state"] == "failed" and mine:
+            problems.append(f"bake {bake['bakeId']} failed but left images {[i['imageId'] for i in mine]}")
+    for image in new_images.values():
+        if image["tags"].get(tags.STATE) != tags.READY and not retired(image):
+            problems.append(f"orphaned image {image['imageId']} (state {image['tags'].get(tags.STATE)})")
+        check = image["check"]
+        unchecked_ok = promote_unchecked and check["status"] == "" and check.get("supported") is False
+        if image["family"] and (check["status"] != "Finished" or check["failing"]) and not unchecked_ok:
+            problems.append(f"image {image['imageId']} is in family {image['family']} without a passed check")
+        bake = bakes.get(image["tags"].get(tags.BAKE_ID, ""))
+        if bake and (image["tags"].get(tags.STATE) == tags.READY or image["family"]):
+            problems += _missing_disks(image, bake)
+    used = {d["snapshotId"] for i in report["images"] for d in i.get("disks", []) if d.get("snapshotId")}
+    for snapshot in report["snapshots"]:
+        if snapshot["snapshotId"] not in used and snapshot["snapshotId"] not in set(baseline.get("snapshots", [])):
+            problems.append(f"orphaned snapshot {snapshot['snapshotId']} ({snapshot['status']})")
+    in_flight = {b.get("instanceId") for b in report["bakes"] if b["state"] not in ("ready", "failed")}
+    initial = baseline.get("instances", {})
+    for instance in report["instances"]:
+        if (initial.get(instance["instanceId"]) or {}).get("status") == "Running" and instance["status"] != "Running":
+            problems.append(f"instance {instance['instanceId']} was Running and is now {instance['status']}")
+        if tags.STOPPED_BY_BAKERY in instance["tags"]:
+            problems.append(f"instance {instance['instanceId']} still carries {tags.STOPPED_BY_BAKERY}")
+        held = [t for t in _HELD_TAGS if t in instance["tags"]]
+        if held and instance["instanceId"] not in in_flight:
+            problems.append(f"instance {instance['instanceId']} still carries {', '.join(held)} with no bake in flight")
+    return problems
+
+
+def _missing_disks(image: dict[str, Any], bake: dict[str, Any]) -> list[str]:
+    """A promoted image must hold every disk of its source: same count, same types in order, sizes >=."""
+    source = bake.get("sourceDisks") or []
+    if not source:
+        return []
+    has_devices = all(d.get("device") for d in source)
+    key = (
+        (lambda d: (d["type"] != "system", d.get("device") or "")) if has_devices else (lambda d: d["type"] != "system")
+    )
+    want, got = sorted(source, key=key), sorted(image.get("disks", []), key=key)
+    of = bake.get("instanceId") or "its source snapshots"
+    if [d["type"] for d in got] != [d["type"] for d in want]:
+        return [f"image {image['imageId']} has disks [{_disks_text(got)}] but {of} had [{_disks_text(want)}]"]
+    pairs = enumerate(zip(got, want, strict=True))  # same length: the types matched
+    small = [f"{g.get('device') or n}: {g['sizeGiB']} < {w['sizeGiB']} GiB" for n, (g, w) in pairs
+             if w.get("sizeGiB") is not None and g["sizeGiB"] < w["sizeGiB"]]  # fmt: skip
+    return [f"image {image['imageId']} has disks smaller than {of}'s: {'; '.join(small)}"] if small else []
+
+
+def _disks_text(disks: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{d['type']} {d.get('sizeGiB')} GiB" for d in disks)
+
+
+def _disk_row(disk: Any) -> dict[str, Any]:
+    return {"diskId": disk.disk_id, "device": disk.device, "type": disk.disk_type, "category": disk.category,
+            "sizeGiB": disk.size}  # fmt: skip
+
+
+def _dead_letter_row(letter: Any) -> dict[str, Any]:
+    event = letter.event if isinstance(letter.event, dict) else {}
+    return {"function": letter.function, "eventType": event.get("type", "?"), "eventId": event.get("id", "?"),
+            "attempts": letter.attempts, "reason": letter.reason, "error": letter.error,
+            "simulatedTime": letter.simulated_time}  # fmt: skip
 
 
 def _retired_by_policy(image: dict[str, Any]) -> bool:
