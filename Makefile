@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench serve clean package ros-schema
+.PHONY: setup demo demo-localcloud test test-unit test-integration lint format bench chaos serve clean package ros-schema
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ bench: setup                    ## writes tests/benchmarks/results/*.json (and p
 	$(BIN)/python tests/benchmarks/bench_localcloud.py --out tests/benchmarks/results/localcloud.json
 	$(BIN)/python tests/benchmarks/bench_pipeline.py --out tests/benchmarks/results/pipeline.json
 	$(BIN)/python tests/benchmarks/bench_coldstart.py --out tests/benchmarks/results/coldstart.json
+
+chaos: setup                    ## randomized fleets + fault schedules, invariants after every run: tests/chaos/results/
+	@status=0; \
+	$(BIN)/python tests/chaos/run_chaos.py --seeds 300 --fuzz-events 3 --out tests/chaos/results/chaos.json \
+	  || { echo "make chaos: tests/chaos/run_chaos.py FAILED" >&2; status=1; }; \
+	$(BIN)/python tests/fuzz/fuzz_events.py --events 10000 --seed 1 --out tests/chaos/results/fuzz.json \
+	  || { echo "make chaos: tests/fuzz/fuzz_events.py FAILED" >&2; status=1; }; \
+	exit $$status
 
 serve: setup                    ## serve the bundled demo region on 127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m localcloud serve --port 8080

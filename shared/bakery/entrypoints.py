@@ -54,11 +54,14 @@ def route_check(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str,
         return {"swept": pipeline.sweep(event.trigger_time)}
     event = _cloud_event(event, "check")
     if event.type in (events.IMAGE_CREATION_STARTED, events.IMAGE_REPAIRED):
-        pipeline.follow(events.required_text(event, "imageId", events.IMAGE_ID))
-    elif event.type == events.SNAPSHOT_COMPLETED:
-        # Fast path: the image built on this snapshot may be Available now (one lookup, not one per image).
-        for image in pipeline.ecs.images_of_snapshot(events.required_text(event, "snapshotId", events.SNAPSHOT_ID)):
-            pipeline.follow(image.image_id)
+        # An image that just started cannot be ready: ECS checks it only once it is Available, and the check
+        # takes minutes. Reading it now would cost a call that cannot succeed; the sweep decides it.
+        image_id = events.required_text(event, "imageId", events.IMAGE_ID)
+        return {"imageId": image_id, "decided": "by the sweep: a new image cannot have finished its check"}
+    if event.type == events.SNAPSHOT_COMPLETED:
+        # Likewise: an image's snapshots complete before it is Available, and its check runs after that.
+        snapshot_id = events.required_text(event, "snapshotId", events.SNAPSHOT_ID)
+        return {"snapshotId": snapshot_id, "decided": "by the sweep: the image's check runs after this"}
     else:
         raise InvalidEvent(f"check does not handle {event.source} {event.type}")
     return None

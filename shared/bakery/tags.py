@@ -43,6 +43,10 @@ ATTEMPT = "bakery:attempt"
 REPAIRS = "bakery:repairs"
 REPAIR_EXECUTION = "bakery:repair-execution"
 REPAIRED_FROM = "bakery:repaired-from"
+# "true" while a step still has to move the image on (its state is in state.IN_FLIGHT_IMAGE), "false" once it
+# is ready, retired or superseded: the sweep's one query (DescribeImages, Tag in-flight=true) finds everything
+# in flight with status, progress, usable flag and check inline. Written with every state, in the same call.
+IN_FLIGHT = "bakery:in-flight"
 # A bake from snapshots (no source instance): their ids without the "s-" prefix, comma-separated, in
 # DiskDeviceMapping order (the first is the system disk); continued in `-2`, `-3`... when over 128 chars.
 SOURCE_SNAPSHOTS = "bakery:source-snapshots"
@@ -58,6 +62,11 @@ PREFLIGHT, STOPPING, CREATING, CHECKING, CHECK_FAILED = (
     state.PREFLIGHT, state.STOPPING, state.CREATING, state.CHECKING, state.CHECK_FAILED)  # fmt: skip
 REPAIRING, REPAIRED, READY, FAILED, RETIRED = (
     state.REPAIRING, state.REPAIRED, state.READY, state.FAILED, state.RETIRED)  # fmt: skip
+
+
+def image_state(current: str | None, new: str) -> dict[str, str]:
+    """The tags that move an image from `current` to state `new` (checked against state.TRANSITIONS)."""
+    return {STATE: state.to(state.IMAGE, current, new), IN_FLIGHT: str(new in state.IN_FLIGHT_IMAGE).lower()}
 
 
 def truthy(value: str | None) -> bool:

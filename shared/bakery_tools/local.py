@@ -78,6 +78,8 @@ class LocalRun:
         self._stack.callback(self.cloud.fc.detach, self.runtime)
         self.operator = EcsClient(sdk_config(self.cloud_env.endpoint, self.cloud.region, access_key_id=OPERATOR_KEY))
         self.initial_status = {i.instance_id: i.status for i in self.cloud.ecs.instances.values()}
+        self.initial_results = {i.instance_id: (i.tags.get(tags.LAST_IMAGE), i.tags.get(tags.LAST_ERROR))
+                                for i in self.cloud.ecs.instances.values()}  # fmt: skip
         self.initial_images = {i for i, img in self.cloud.ecs.images.items() if img.owner_alias == "self"}
         self.initial_snapshots = set(self.cloud.ecs.snapshots)
         # What a promoted image must still hold: each instance's disks before anything ran.
@@ -257,6 +259,17 @@ class LocalRun:
             if bake_id and bake_id not in bakes:
                 bakes[bake_id] = {"bakeId": bake_id, "instanceId": instance.instance_id, "state": "in-flight",
                                   "imageId": None, "family": instance.tags.get(tags.FAMILY), "attempts": 0, "reason": None}  # fmt: skip
+            # A bake whose every event was lost in transit still left its result on the instance (the
+            # durable record): a refusal before the claim (tag-limit...) has no other trace.
+            result = (instance.tags.get(tags.LAST_IMAGE), instance.tags.get(tags.LAST_ERROR))
+            known = any(b.get("instanceId") == instance.instance_id for b in bakes.values())
+            if not bake_id and not known and result != self.initial_results.get(instance.instance_id, (None, None)):
+                image_id, error = result
+                bakes[f"unannounced:{instance.instance_id}"] = {
+                    "bakeId": f"unannounced:{instance.instance_id}", "instanceId": instance.instance_id,
+                    "state": "failed" if error else "ready", "imageId": None if error else image_id,
+                    "family": instance.tags.get(tags.FAMILY), "attempts": 0, "reason": error,
+                    "message": "known from the instance's bakery:last-* tag only (its events were lost)"}  # fmt: skip
         for bake in bakes.values():
             bake.pop("_images", None)
             bake["sourceDisks"] = self._source_disks(bake)

@@ -4,7 +4,7 @@ before anything is written, and the sweep queries exactly the in-flight image st
 from __future__ import annotations
 
 from dataclasses import replace
-from unittest.mock import MagicMock
+from unittest.mock import MagicMock, patch
 
 import pytest
 
@@ -73,7 +73,11 @@ def test_a_move_outside_the_table_is_a_state_error(where: str, current: str | No
 def test_set_state_writes_an_allowed_move_with_its_other_tags_in_one_call() -> None:
     ctx = _context()
     ctx.set_state(_image(state.CHECK_FAILED), state.REPAIRING, {tags.REPAIR_EXECUTION: "exec-1"})
-    ctx.ecs.tag.assert_called_once_with("image", "m-1", {tags.STATE: state.REPAIRING, tags.REPAIR_EXECUTION: "exec-1"})
+    ctx.ecs.tag.assert_called_once_with("image", "m-1", {tags.STATE: state.REPAIRING, tags.IN_FLIGHT: "true",
+                                                          tags.REPAIR_EXECUTION: "exec-1"})  # fmt: skip
+    ctx.ecs.tag.reset_mock()
+    ctx.set_state(_image(state.CHECKING), state.READY)  # the in-flight marker moves with the state
+    ctx.ecs.tag.assert_called_once_with("image", "m-1", {tags.STATE: state.READY, tags.IN_FLIGHT: "false"})
 
 
 def test_set_state_refuses_a_move_outside_the_table_before_writing() -> None:
@@ -86,47 +90,46 @@ def test_set_state_refuses_a_move_outside_the_table_before_writing() -> None:
     ctx.ecs.tag.assert_not_called()
 
 
-def test_the_sweep_queries_one_tag_value_per_in_flight_image_state() -> None:
+def test_the_sweep_makes_one_query_a_minute_when_nothing_is_in_flight() -> None:
     ctx = _context()
-    ctx.ecs.snapshots_tagged.return_value = []
-    assert sweep.sweep(ctx, "2024-01-01T00:01:00Z") == {"images": 0, "repairs": 0, "instances": 0, "started": 0,
-                                                         "deferred": 0, "errors": 0, "snapshots": 0}  # fmt: skip
-    queried = [c.args for c in ctx.ecs.images_tagged.call_args_list]
-    assert queried == [(tags.STATE, s) for s in state.IN_FLIGHT_IMAGE]
-    ctx.ecs.snapshots_tagged.assert_not_called()  # snapshots of interrupted retires: every 15th minute only
-    sweep.sweep(ctx, "2024-01-01T00:15:00Z")
-    ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)
+    counts = {}
+    for minute in range(20):  # twenty minutes of an idle deployment
+        counts = sweep.sweep(ctx, f"2024-01-01T00:{minute:02d}:00Z")
+    assert counts == {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0}
+    images = [c.args for c in ctx.ecs.images_tagged.call_args_list]
+    instances = [c.args for c in ctx.ecs.instances_tagged.call_args_list]
+    assert images == [(tags.IN_FLIGHT, "true")] * 16  # four minutes in five
+    assert instances == [(tags.TRIGGER,), (tags.BAKE_ID,), (tags.TRIGGER,), (tags.BAKE_ID,)]  # every fifth, alternating
+    ctx.ecs.image.assert_not_called()  # nothing is re-read
 
 
 def test_one_failing_query_or_bake_does_not_stop_the_sweep_for_the_others() -> None:
+    ctx = _context()
+    creating = [_image(state.CREATING), replace(_image(state.CREATING), image_id="m-2")]
+    ctx.ecs.images_tagged.return_value = creating
+    decided: list[str] = []
+
+    def follow_image(_ctx: object, image: Image) -> None:  # the first bake's step hits a bug
+        decided.append(image.image_id)
+        if image.image_id == "m-1":
+            raise KeyError("a bug in one bake's step")
+
+    with patch.object(sweep.check, "follow_image", follow_image):
+        counts = sweep.sweep(ctx, "2024-01-01T00:01:00Z")
+    assert decided == ["m-1", "m-2"]  # the second is still decided, from the listing (no re-read)
+    assert counts["errors"] == 1
+    ctx.ecs.image.assert_not_called()
+
+
+def test_with_the_image_listing_unanswered_no_claimed_bake_is_judged_lost() -> None:
     from bakery.errors import RetryableError
 
     ctx = _context()
-    creating = [_image(state.CREATING), replace(_image(state.CREATING), image_id="m-2")]
-    answers = {state.CREATING: creating, state.CHECKING: RetryableError("503", code="ServiceUnavailable")}
-
-    def images_tagged(key: str, value: str | None = None) -> list[Image]:
-        answer = answers.get(value, [])
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    ctx.ecs.images_tagged.side_effect = images_tagged
-    followed: list[str] = []
-
-    def image(image_id: str) -> Image:  # the first bake's step hits a bug; the second must still be followed
-        followed.append(image_id)
-        if image_id == "m-1":
-            raise KeyError("a bug in one bake's step")
-        return replace(creating[1], status="Creating")
-
-    ctx.ecs.image.side_effect = image
+    ctx.ecs.images_tagged.side_effect = RetryableError("503", code="ServiceUnavailable")
     claimed = Instance("i-1", "Running", "ecs.g7.large", "linux", "Aliyun", "x86_64",
                        {tags.BAKE_ID: "b-lost", tags.STATE: state.CREATING})  # fmt: skip
     ctx.ecs.instances_tagged.side_effect = lambda key, value=None: [claimed] if key == tags.BAKE_ID else []
-    counts = sweep.sweep(ctx, "2024-01-01T00:01:00Z")
-    assert followed == ["m-1", "m-2"]
-    assert counts["errors"] == 1 and counts["deferred"] == 1
-    # ... and with one image query unanswered, no claimed bake is judged to have lost its image
+    counts = sweep.sweep(ctx, "2024-01-01T00:05:00Z")  # a claimed-instances minute
+    assert counts["deferred"] == 1
     ctx.bus.publish.assert_not_called()
     ctx.ecs.tag.assert_not_called()

@@ -57,7 +57,7 @@ def test_a_system_only_repair_of_a_data_disk_image_is_put_back_together_then_sup
     # the whole image exists before the system-only one is marked superseded (write-ahead)
     calls = [c[0] for c in ctx.ecs.method_calls]
     assert calls.index("create_image_from_disks") < calls.index("tag")
-    ctx.ecs.tag.assert_called_once_with("image", "m-rep", {tags.STATE: state.REPAIRED})
+    ctx.ecs.tag.assert_called_once_with("image", "m-rep", {tags.STATE: state.REPAIRED, tags.IN_FLIGHT: "false"})
     (event,), _ = ctx.bus.publish.call_args
     assert event.data["imageId"] == "m-whole" and event.data["reassembledFrom"] == "m-rep"
 

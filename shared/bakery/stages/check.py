@@ -21,10 +21,17 @@ FOLLOWED = (state.CREATING, state.CHECKING)  # the image states `follow` acts on
 
 
 def follow(ctx: Context, image_id: str) -> None:
+    """Read the image and move it on (`follow_image`)."""
     image = ctx.ecs.image(image_id)
-    if image is None or image.tags.get(tags.STATE) not in FOLLOWED:
-        return  # gone, not ours, or already decided: a duplicate delivery
-    bake_id = image.tags.get(tags.BAKE_ID, "")
+    if image is not None:
+        follow_image(ctx, image)
+
+
+def follow_image(ctx: Context, image: Image) -> None:
+    """Move an image on from what was just read of it (the sweep's listing, or `follow`'s read)."""
+    if image.tags.get(tags.STATE) not in FOLLOWED:
+        return  # not ours, or already decided: a duplicate delivery
+    image_id, bake_id = image.image_id, image.tags.get(tags.BAKE_ID, "")
     with bound(bake_id=bake_id, image_id=image_id):
         failure.guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), bake_id, lambda: decide(ctx, image))
 
@@ -93,7 +100,7 @@ def reassemble(ctx: Context, repaired: Image) -> bool:
     repairs = repaired.tags.get(tags.REPAIRS, "0")
     system = replace(repaired.disks[0], device=source.disks[0].device or repaired.disks[0].device)
     lineage = {k: v for k, v in repaired.tags.items() if k.startswith("bakery:")}
-    lineage[tags.STATE] = state.to(state.IMAGE, state.UNSET, state.CREATING)
+    lineage.update(tags.image_state(state.UNSET, state.CREATING))
     whole_id = ctx.ecs.create_image_from_disks(
         [system, *source.disks[1:]], like=repaired, name=f"{source.name}-r{repairs}"[:128],
         description=repaired.description or f"{source.description} (repaired from {source_id})"[:256],

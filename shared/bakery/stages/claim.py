@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 
 from bakery import events, state, tags
 from bakery.config import Settings
@@ -26,9 +27,13 @@ PREFLIGHT_COMMAND = "bakery-preflight"
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
 
 
-def bake_id_for(trigger: str, instance_id: str) -> str:
+SWEPT = "b-s"  # the prefix of a bake the sweep claimed for a trigger tag whose event it never saw
+
+
+def bake_id_for(trigger: str, instance_id: str, *, swept: bool = False) -> str:
     """A bake id derived from what triggered it: the same event delivered twice is the same bake."""
-    return "b-" + hashlib.sha256(f"{trigger}:{instance_id}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{trigger}:{instance_id}".encode()).hexdigest()
+    return SWEPT + digest[:15] if swept else "b-" + digest[:16]
 
 
 def preflight_script_for(settings: Settings, skip_rules: list[str]) -> str:
@@ -81,7 +86,9 @@ def begin(ctx: Context, instance_id: str, bake_id: str, *, requested: bool = Fal
             return
         if current and current != bake_id:
             log.info("a bake is already in flight for this instance; ignoring the second", in_flight=current)
-            if not certain:
+            if not certain or (current.startswith(SWEPT) and not requested):
+                # A trigger event arriving after the sweep claimed its tag (a late delivery) is that same bake:
+                # telling the operator "already baking" for one tagging would be a false alarm.
                 return
             # Tell the operator, without touching the instance or the bake in flight.
             ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id, {
@@ -91,12 +98,14 @@ def begin(ctx: Context, instance_id: str, bake_id: str, *, requested: bool = Fal
             return
 
         def start() -> None:
+            claimed = instance
             if current is None:
                 static_gate(ctx, instance)
                 claim = {tags.BAKE_ID: bake_id, tags.STATE: state.to(state.INSTANCE, state.UNSET, state.PREFLIGHT)}
                 ctx.ecs.tag("instance", instance_id, claim)
+                claimed = replace(instance, tags={**instance.tags, **claim})  # what was just written: no re-read
                 log.info("bake started")
-            advance_instance(ctx, ctx.ecs.instance(instance_id) or instance)
+            advance_instance(ctx, claimed)
 
         failure.guarded(ctx, instance_id, bake_id, start)
 

@@ -23,10 +23,11 @@ class Context:
     def set_state(self, resource: Instance | Image, new: str, also: Mapping[str, str] | None = None) -> None:
         """Tag `resource` `bakery:state=new` (with the tags `also`, in the same call), moving on from the state
         its tags were read with; a move not in `state.TRANSITIONS` raises StateError before anything is written."""
+        current = resource.tags.get(tags.STATE)
         if isinstance(resource, Instance):
             where, resource_id = state.INSTANCE, resource.instance_id
+            moved = {tags.STATE: state.to(where, current, new)}
         else:
             where, resource_id = state.IMAGE, resource.image_id
-        self.ecs.tag(
-            where, resource_id, {tags.STATE: state.to(where, resource.tags.get(tags.STATE), new), **(also or {})}
-        )
+            moved = tags.image_state(current, new)  # the in-flight marker moves with the state
+        self.ecs.tag(where, resource_id, {**moved, **(also or {})})

@@ -31,9 +31,9 @@ def name_problem(kind: str, value: str, max_length: int = 128) -> str | None:
     return None
 
 
-# The most tags a bake writes on an image at once: bake-id, state, source-instance, attempt, repairs, family,
-# repair-execution, repaired-from (a snapshot bake: source-snapshots instead of source-instance, plus name).
-IMAGE_LINEAGE_TAGS = 9
+# The most tags a bake writes on an image at once: bake-id, state, in-flight, source-instance, attempt, repairs,
+# family, repair-execution, repaired-from (a snapshot bake: source-snapshots instead of source-instance, plus name).
+IMAGE_LINEAGE_TAGS = 10
 
 
 def image_tag_budget(ctx: Context, extra: int = 0) -> None:
@@ -84,7 +84,7 @@ def create_image(ctx: Context, instance: Instance, attempt: int) -> str:
     prefix = instance.tags.get(tags.NAME) or f"bakery-{instance.instance_id}"
     lineage = {
         tags.BAKE_ID: bake_id,
-        tags.STATE: state.to(state.IMAGE, state.UNSET, state.CREATING),
+        **tags.image_state(state.UNSET, state.CREATING),
         tags.SOURCE_INSTANCE: instance.instance_id,
         tags.ATTEMPT: str(attempt),
         tags.REPAIRS: "0",
@@ -192,7 +192,7 @@ def begin_from_snapshots(ctx: Context, snapshot_ids: list[str], bake_id: str, *,
 def create_from_snapshots(ctx: Context, snapshot_ids: list[str], bake_id: str, *, family: str, name: str,
                           attempt: int) -> str:  # fmt: skip
     prefix = name or f"bakery-{snapshot_ids[0]}"
-    lineage = {tags.BAKE_ID: bake_id, tags.STATE: state.to(state.IMAGE, state.UNSET, state.CREATING),
+    lineage = {tags.BAKE_ID: bake_id, **tags.image_state(state.UNSET, state.CREATING),
                **tags.pack_snapshot_ids(snapshot_ids), tags.ATTEMPT: str(attempt), tags.REPAIRS: "0"}  # fmt: skip
     if family:
         lineage[tags.FAMILY] = family  # the family to promote into, once the check passes

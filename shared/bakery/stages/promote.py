@@ -4,7 +4,7 @@ if Bakery stopped it), the images the bake replaced retired. Releasing and retir
 from __future__ import annotations
 
 from bakery import events, state, tags
-from bakery.errors import RetryableError
+from bakery.errors import CloudError, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import get_logger
 from bakery.model import Image, Instance
@@ -22,16 +22,16 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
     family = image.tags.get(tags.FAMILY, "")
     if family and image.family != family:
         ctx.ecs.set_image_attributes(image.image_id, family=family)
-    # The promoted image may share snapshots with the images it replaces (a repaired system disk put back
-    # together with the original's data disks): those stay.
-    for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
-        if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
-            retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
     instance_id = image.tags.get(tags.SOURCE_INSTANCE, "")
     # Images this bake created: one per CreateImage attempt plus one per repair.
     attempts = int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0"))
-    if attempts > 1:  # an earlier image's retire may have been interrupted after its image was deleted
-        collect_retired_snapshots(ctx, bake_id)
+    if attempts > 1:  # a first image on its first attempt replaced nothing: no lookup
+        # The promoted image may share snapshots with the images it replaces (a repaired system disk put back
+        # together with the original's data disks): those stay.
+        for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+            if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
+                retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
+        collect_retired_snapshots(ctx, bake_id)  # an earlier retire interrupted after its image was deleted
     release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
     ctx.bus.publish(BakeryEvent(events.IMAGE_READY, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
@@ -65,7 +65,14 @@ def release_instance(ctx: Context, instance_id: str, bake_id: str, result_tags: 
     # between finds the instance unclaimed and writes the result again.
     stale = tags.LAST_ERROR if tags.LAST_IMAGE in result_tags else tags.LAST_IMAGE
     ctx.ecs.untag("instance", instance_id, [t for t in [*tags.INSTANCE_WORK_TAGS, stale] if t in instance.tags])
-    ctx.ecs.tag("instance", instance_id, result_tags)
+    try:
+        ctx.ecs.tag("instance", instance_id, result_tags)
+    except CloudError as exc:
+        if exc.code != "QuotaExceed.Tags":
+            raise
+        # An instance refused for its tag count before anything was claimed has no work tag to free: the
+        # result stays in the bake's event (Bake:Failed / Image:Ready), not on the full instance.
+        log.warning("no tag room for the bake's result on the instance", result=result_tags, code=exc.code)
 
 
 def retire(ctx: Context, image: Image, force_delete: bool = False, keep: frozenset[str] = frozenset()) -> None:

@@ -27,8 +27,15 @@ BASE_IMAGE_FOR_ARCH = {
 
 def on_check_failed(ctx: Context, image_id: str) -> None:
     image = ctx.ecs.image(image_id)
-    if image is None or image.tags.get(tags.STATE) != state.CHECK_FAILED:
+    if image is not None:
+        repair_image(ctx, image)
+
+
+def repair_image(ctx: Context, image: Image) -> None:
+    """Start the repair of a check-failed image, from what was just read of it."""
+    if image.tags.get(tags.STATE) != state.CHECK_FAILED:
         return
+    image_id = image.image_id
     bake_id = image.tags.get(tags.BAKE_ID, "")
     with bound(bake_id=bake_id, image_id=image_id):
         failure.guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), bake_id, lambda: start_repair(ctx, image))
@@ -98,8 +105,7 @@ def _finish_repair(ctx: Context, image: Image) -> None:
     if repaired.tags.get(tags.BAKE_ID) != image.tags.get(tags.BAKE_ID):
         # The repair template makes a new image without family, tags or description: re-apply the lineage.
         lineage = {k: v for k, v in image.tags.items() if k.startswith("bakery:")}
-        lineage.update({tags.STATE: state.to(state.IMAGE, state.UNSET, state.CREATING),
-                        tags.REPAIRED_FROM: image.image_id,
+        lineage.update({**tags.image_state(state.UNSET, state.CREATING), tags.REPAIRED_FROM: image.image_id,
                         tags.REPAIRS: str(int(image.tags.get(tags.REPAIRS, "0")) + 1)})  # fmt: skip
         lineage.pop(tags.REPAIR_EXECUTION, None)
         ctx.ecs.tag("image", new_id, {**ctx.settings.tags_required, **lineage})

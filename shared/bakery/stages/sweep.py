@@ -1,7 +1,14 @@
-"""The sweep (bakery-check's one-minute timer): finish whatever an event should have moved on — lost or
-throttled events, interrupted promotions and wind-downs, triggers nobody saw. It rebuilds everything from tag
-queries: one per in-flight image state (`state.IN_FLIGHT_IMAGE`), the claimed instances, the triggered ones;
-so its cost follows the bakes in flight (O(pages)), not the history of images."""
+"""The sweep (bakery-check's one-minute timer): finish whatever an event should have moved on — the image check
+(ECS publishes no event when it finishes), lost or throttled events, interrupted promotions and wind-downs,
+triggers nobody saw. One query a minute, so an idle deployment costs 1,440 calls a day:
+
+- four minutes in five: every image in flight, from one paged DescribeImages (Tag `bakery:in-flight=true`)
+  that returns status, progress, Usable and the check inline; each is decided from that listing, never re-read;
+- every fifth minute, the instances instead, alternating (each every ten minutes): those tagged `bakery:bake`
+  (triggers nobody claimed) and those claimed (`bakery:bake-id`: a preflight or stop whose event was lost, an
+  interrupted wind-down, a bake whose image vanished — for which the images are listed too, that minute).
+
+Repairs are followed by OOS's own events; the sweep looks at a running repair once every five minutes."""
 
 from __future__ import annotations
 
@@ -19,8 +26,7 @@ log = get_logger(__name__)
 
 Attempt = Callable[[str, Callable[[], object]], object]
 
-
-GARBAGE_EVERY_MINUTES = 15  # how often the sweep looks for snapshots of interrupted retires: 96 calls a day
+INSTANCES_EVERY = 5  # minutes: every fifth sweep reads instances (alternately triggered and claimed)
 
 
 def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
@@ -28,8 +34,7 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
 
     Isolation: each bake is handled on its own, and so is each of the sweep's queries — a throttled query, a
     permanent error or a bug in one bake's step is logged and counted, and every other bake is still resumed."""
-    counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "snapshots": 0,
-              "queries": 0}  # fmt: skip
+    counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0}
 
     def attempt(kind: str, step: Callable[[], object]) -> object:
         counts[kind] += 1
@@ -43,39 +48,49 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
             log.exception("sweep step failed; the other bakes go on", kind=kind)
         return None
 
-    # Finished images (ready, retired...) are never read.
-    live: list[Image] = []
-    complete = True  # every image query answered: only then can a bake be judged to have lost its image
-    for in_flight in state.IN_FLIGHT_IMAGE:
-        found = attempt("queries", lambda s=in_flight: ctx.ecs.images_tagged(tags.STATE, s))
-        live += found if isinstance(found, list) else []
-        complete = complete and isinstance(found, list)
-    for image in live:
-        current = image.tags.get(tags.STATE)
-        if current in check.FOLLOWED:
-            attempt("images", lambda i=image: check.follow(ctx, i.image_id))
-        elif current == state.CHECK_FAILED:
-            attempt("repairs", lambda i=image: repair.on_check_failed(ctx, i.image_id))
-        elif current == state.REPAIRING:
-            attempt("repairs", lambda i=image: repair.follow_repair(ctx, i))
-    by_bake: dict[str, list[Image]] = {}
-    for image in live:
-        by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
-    claimed = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.BAKE_ID))
-    for instance in claimed if isinstance(claimed, list) else []:
-        _reconcile_claimed(ctx, instance, by_bake if complete else None, attempt)
-    triggered = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.TRIGGER))
-    for instance in triggered if isinstance(triggered, list) else []:
-        if not tags.truthy(instance.tags.get(tags.TRIGGER)):
-            continue
-        if tags.BAKE_ID not in instance.tags:
-            bake_id = claim.bake_id_for(f"sweep:{trigger_time}", instance.instance_id)
-            attempt("started", lambda i=instance, b=bake_id: claim.begin(ctx, i.instance_id, b))
-    if _minute(trigger_time) % GARBAGE_EVERY_MINUTES == 0:
-        deleted = attempt("queries", lambda: promote.collect_retired_snapshots(ctx))
-        counts["snapshots"] = deleted if isinstance(deleted, int) else 0
+    def in_flight() -> list[Image] | None:
+        found = attempt("queries", lambda: ctx.ecs.images_tagged(tags.IN_FLIGHT, "true"))
+        return found if isinstance(found, list) else None  # None: unknown this sweep
+
+    minute = _minute(trigger_time)
+    if minute % INSTANCES_EVERY:
+        for image in in_flight() or []:
+            # A running repair is followed by OOS's events; for one whose events were lost (or that OOS does
+            # not announce), one look every fifth minute.
+            _resume_image(ctx, image, attempt, repairs=minute % INSTANCES_EVERY == 1)
+    elif minute % (2 * INSTANCES_EVERY) == 0:
+        triggered = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.TRIGGER))
+        for instance in triggered if isinstance(triggered, list) else []:
+            if tags.truthy(instance.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in instance.tags:
+                bake_id = claim.bake_id_for(f"sweep:{trigger_time}", instance.instance_id, swept=True)
+                attempt("started", lambda i=instance, b=bake_id: claim.begin(ctx, i.instance_id, b))
+    else:
+        claimed = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.BAKE_ID))
+        claimed = claimed if isinstance(claimed, list) else []
+        live: list[Image] | None = []
+        if any(i.tags.get(tags.STATE) == state.CREATING for i in claimed):
+            live = in_flight()  # only when a bake has its image: then one more query, this minute
+            for image in live or []:
+                _resume_image(ctx, image, attempt, repairs=False)
+        by_bake: dict[str, list[Image]] | None = None
+        if live is not None:
+            by_bake = {}
+            for image in live:
+                by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
+        for instance in claimed:
+            _reconcile_claimed(ctx, instance, by_bake, attempt)
     counts.pop("queries", None)
     return counts
+
+
+def _resume_image(ctx: Context, image: Image, attempt: Attempt, *, repairs: bool) -> None:
+    current = image.tags.get(tags.STATE)
+    if current in check.FOLLOWED:
+        attempt("images", lambda: check.follow_image(ctx, image))
+    elif current == state.CHECK_FAILED:
+        attempt("repairs", lambda: repair.repair_image(ctx, image))
+    elif current == state.REPAIRING and repairs:  # OOS's events follow it; this is for one that was lost
+        attempt("repairs", lambda: repair.follow_repair(ctx, image))
 
 
 def _minute(trigger_time: str) -> int:
