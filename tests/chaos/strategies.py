@@ -135,6 +135,9 @@ def chaos_cases(draw: st.DrawFn, max_instances: int = 4, max_fuzz_events: int = 
                             "check_failures": [], "tags": {tags.BAKE_ID: f"b-{family}{n + 1:014d}",
                                                            tags.STATE: tags.READY}})  # fmt: skip
     faults = draw(st.lists(action_faults(), max_size=4)) + draw(st.lists(event_faults(), max_size=3))
+    if draw(st.integers(0, 3)) == 0:  # a storm: 5xx on every action at once (issue 10's "10% 5xx everywhere")
+        rate = draw(st.sampled_from([0.1, 0.2]))
+        faults += [{"action": a, "code": "ServiceUnavailable", "probability": rate} for a in FAULTABLE_ACTIONS]
     native = [f for f in faults if f.get("events") not in ("delay", "reorder")]
     harness = [f for f in faults if f.get("events") in ("delay", "reorder")]
 

@@ -72,10 +72,10 @@ def test_transient_create_image_error_is_retried_and_the_bake_succeeds(bake):
     }
     baked = bake(scenario)
 
-    # Then the invocation that hit it failed and FC's async retry made the bake go on
-    (failed_try,) = [d for d in baked.run.runtime.deliveries if d.outcome == "error"]
-    assert "ServiceUnavailable" in failed_try.error
-    assert baked.report["deliveries"]["retries"] == 1
+    # Then the call is sent again at once (CreateImage carries the bake's ClientToken: never a second image),
+    # without costing an FC retry
+    assert [d for d in baked.run.runtime.deliveries if d.outcome == "error"] == []
+    assert baked.report["deliveries"]["retries"] == 0
     assert baked.report["deliveries"]["dead_letters"] == 0
     # ... to a ready image: two CreateImage calls, one image
     result = baked.bake_of("i-app")
@@ -84,6 +84,25 @@ def test_transient_create_image_error_is_retried_and_the_bake_succeeds(bake):
     assert baked.calls("CreateImage") == 2
     assert [i.image_id for i in baked.images()] == [result["imageId"]]
     assert baked.newest_in_family("app") == result["imageId"]
+
+
+def test_a_5xx_on_a_call_not_safe_to_repeat_goes_to_fc_retry(bake):
+    # Given ECS answers the first StopInstance with ServiceUnavailable (it may have taken effect: a second
+    # StopInstance sent at once could meet a Stopping instance)
+    scenario = {
+        "seed": 17,
+        "faults": [{"action": "StopInstance", "code": "ServiceUnavailable", "nth": 1}],
+        "instances": [{"id": "i-app"}],
+        "actions": [trigger("i-app", stop_first="true")],
+    }
+    baked = bake(scenario)
+
+    # Then the invocation fails, FC's retry re-reads the instance and the bake goes on
+    (failed_try,) = [d for d in baked.run.runtime.deliveries if d.outcome == "error"]
+    assert "StopInstance" in failed_try.error and "ServiceUnavailable" in failed_try.error
+    assert baked.report["deliveries"]["dead_letters"] == 0
+    assert baked.bake_of("i-app")["state"] == "ready"
+    assert baked.status("i-app") == "Running"
 
 
 def put(run, event_id: str, event_type: str, data: str, subject: str = "") -> None:

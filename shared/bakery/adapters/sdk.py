@@ -19,8 +19,13 @@ PERMISSION_CODES = {"Forbidden.RAM", "Forbidden", "Forbidden.SubUser", "Forbidde
                     "Forbidden.NotSupportRAM"}  # fmt: skip
 
 
-THROTTLE_RETRIES = 2  # quick retries of a throttled call before handing it to FC / the sweep
+THROTTLE_RETRIES = 2  # quick retries of a throttled (or 5xx) call before handing it to FC / the sweep
 MAX_WAIT_SECONDS = 2.0
+# A 5xx may come back from a call that did take effect. These calls are not safe to send again at once (a
+# second StopInstance on a Stopping instance is IncorrectInstanceStatus; RunCommand has no ClientToken): their
+# 5xx goes to FC's retry, whose step re-reads the resource first. Every other call Bakery makes is a read, is
+# idempotent (tags, attributes, deletes of what is gone), or carries a ClientToken or a deterministic id.
+NOT_REPEATABLE = frozenset({"StopInstance", "StartInstance", "RunCommand", "InvokeCommand"})
 
 
 def call(service: str, action: str, method: Callable[..., T], *args: Any,
@@ -28,16 +33,22 @@ def call(service: str, action: str, method: Callable[..., T], *args: Any,
     """Run `method(*args)` for the RAM action `<service>:<action>`, translating SDK errors.
 
     A throttled call is retried up to THROTTLE_RETRIES times after `wait`ing what `x-acs-retry-after`
-    asks (capped, with jitter), so a brief burst does not cost a whole FC retry or sweep cycle."""
+    asks (capped, with jitter), so a brief burst does not cost a whole FC retry or sweep cycle; so is a 5xx
+    of a call that is safe to repeat (not NOT_REPEATABLE): a step of several calls under a few percent of
+    5xx would otherwise exhaust FC's retries into the dead letter."""
     for attempt in range(THROTTLE_RETRIES + 1):
         try:
             return _translated(service, action, method, *args)
         except RetryableError as exc:
-            if not exc.throttled or wait is None or attempt == THROTTLE_RETRIES:
+            repeatable = exc.throttled or (exc.code in _SERVER_ERRORS and action not in NOT_REPEATABLE)
+            if not repeatable or wait is None or attempt == THROTTLE_RETRIES:
                 raise
             hint = (exc.retry_after_ms or 200 * 2**attempt) / 1000
             wait(min(MAX_WAIT_SECONDS, hint * random.uniform(1.0, 1.25)))
     raise AssertionError("unreachable")
+
+
+_SERVER_ERRORS = frozenset({"ServiceUnavailable", "InternalError", "UnknownError", "Unreachable", ""})
 
 
 def _translated(service: str, action: str, method: Callable[..., T], *args: Any) -> T:
