@@ -54,6 +54,7 @@ class LocalRun:
         from localcloud import LocalCloud
         from localcloud.fc.runtime import LocalRuntime
         from localcloud.fc.template import load_template
+        from localcloud.gctune import tuned_gc
         from localcloud.testing import running, sdk_config
 
         self._stack = ExitStack()
@@ -90,6 +91,7 @@ class LocalRun:
         self.initial_triggers = [i.instance_id for i in self.cloud.ecs.instances.values()
                                  if tags.truthy(i.tags.get(tags.TRIGGER))]  # fmt: skip
         self.outcome: str | None = None  # how run() ended: settled | stalled | time-limit
+        self._stack.enter_context(tuned_gc())  # last: freezes what setup built; restored on close
 
     def close(self) -> None:
         self._stack.close()
@@ -251,6 +253,8 @@ class LocalRun:
             bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": image.tags.get(tags.SOURCE_INSTANCE),
                                               "state": "in-flight", "imageId": None, "family": None, "attempts": 0,
                                               "reason": None})  # fmt: skip
+            # A bake first seen through an event that does not name the instance (Image:Repaired) learns it here.
+            bake["instanceId"] = bake["instanceId"] or image.tags.get(tags.SOURCE_INSTANCE)
             if image.tags.get(tags.STATE) == tags.READY and bake["state"] != "ready":
                 bake.update(state="ready", imageId=image.image_id, family=image.family or None,
                             attempts=int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0")))  # fmt: skip
@@ -262,9 +266,19 @@ class LocalRun:
             # A bake whose every event was lost in transit still left its result on the instance (the
             # durable record): a refusal before the claim (tag-limit...) has no other trace.
             result = (instance.tags.get(tags.LAST_IMAGE), instance.tags.get(tags.LAST_ERROR))
-            known = any(b.get("instanceId") == instance.instance_id for b in bakes.values())
-            if not bake_id and not known and result != self.initial_results.get(instance.instance_id, (None, None)):
-                image_id, error = result
+            if bake_id or result == self.initial_results.get(instance.instance_id, (None, None)):
+                continue
+            image_id, error = result
+            # Released (no bake-id) yet a row says in flight: its Ready/Failed event was lost; no image of it is
+            # in flight either, or its bake-id would still be on the instance.
+            unended = [b for b in bakes.values() if b.get("instanceId") == instance.instance_id
+                       and b["state"] == "in-flight"]  # fmt: skip
+            for bake in unended:
+                bake.update(state="failed" if error else "ready", reason=error,
+                            message="outcome read from the instance's bakery:last-* tag (its event was lost)")  # fmt: skip
+                if not error and not bake["imageId"]:
+                    bake["imageId"] = image_id
+            if not any(b.get("instanceId") == instance.instance_id for b in bakes.values()):
                 bakes[f"unannounced:{instance.instance_id}"] = {
                     "bakeId": f"unannounced:{instance.instance_id}", "instanceId": instance.instance_id,
                     "state": "failed" if error else "ready", "imageId": None if error else image_id,

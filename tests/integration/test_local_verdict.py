@@ -575,3 +575,23 @@ def test_the_narrator_collapses_repeats_and_stops_at_its_cap(capsys):
     assert len(lines) == 21, lines
     assert "(the line above, 49 more time(s))" in lines[1]
     assert "progress stops here (20 lines)" in lines[-1]
+
+
+def test_a_bake_whose_outcome_event_was_lost_is_judged_by_the_instances_result_tag() -> None:
+    from bakery_tools.local import LocalRun
+    from localcloud import Scenario
+
+    # Given every Bake:Failed lost in transit: one bake refused before its claim, one failing after it
+    scenario = Scenario.from_mapping({
+        "seed": 3,
+        "faults": [{"events": "drop", "probability": 1, "type": "bakery:Bake:Failed"}],
+        "instances": [{"id": "i-full", "tags": {f"k{n}": "v" for n in range(18)}},
+                      {"id": "i-bad", "create_image_failures": 5}],
+        "actions": [{"at": 0, "tag": {"instance": i, "tags": {"bakery:bake": "true"}}} for i in ("i-full", "i-bad")],
+    })  # fmt: skip
+    with LocalRun(scenario) as run:
+        report = run.run()
+        # Then both are failed with the reason the instance carries — not UNFINISHED, not NO BAKE
+        outcomes = {b["instanceId"]: (b["state"], b["reason"]) for b in report["bakes"]}
+        assert outcomes == {"i-full": ("failed", "tag-limit"), "i-bad": ("failed", "create-failed")}, report["bakes"]
+        assert run.problems(report) == []
