@@ -9,7 +9,7 @@ from bakery.errors import InvalidEvent
 from bakery.events import CloudEvent, TimerEvent
 from bakery.handler import fc_handler
 from bakery.pipeline import Pipeline
-from bakery.stages.claim import bake_id_for
+from bakery.stages.claim import bake_id_for, foreign_bake_id
 
 MAX_SNAPSHOTS = events.MAX_SNAPSHOTS
 
@@ -37,6 +37,11 @@ def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, 
         pipeline.on_instance_state(event.with_data(events.instance_state_data(event)))
     elif event.type == events.BAKE_REQUESTED:
         request = events.BakeRequest.parse(event)
+        if request.bake_id and foreign_bake_id(pipeline, request.bake_id, request.instance_id, request.snapshot_ids):
+            # A requester may name its bake, never someone else's: a reused id would make this bake's
+            # failure retire the other bake's images (its ClientTokens and lineage are the bake id's).
+            raise InvalidEvent(f"{event.type} event {event.id}: bakeId {request.bake_id} already names another "
+                               "bake; leave bakeId out (one is derived) or choose a new one")  # fmt: skip
         if request.instance_id is None:
             snapshot_ids = list(request.snapshot_ids)
             bake_id = request.bake_id or bake_id_for(event.id, ",".join(snapshot_ids))

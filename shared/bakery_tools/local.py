@@ -54,7 +54,6 @@ class LocalRun:
         from localcloud import LocalCloud
         from localcloud.fc.runtime import LocalRuntime
         from localcloud.fc.template import load_template
-        from localcloud.gctune import tuned_gc
         from localcloud.testing import running, sdk_config
 
         self._stack = ExitStack()
@@ -67,9 +66,16 @@ class LocalRun:
         for fn in self.template.functions.values():
             fn.env.update(self.env)
         # ROS cannot create buses: the deploy step does, and a local run creates them the same way.
+        from bakery.errors import RetryableError
         from bakery_tools.deploy.buses import ensure_buses
 
-        ensure_buses(self.cloud_env.eventbridge, self.template.buses, description="Bakery (local run)")
+        for attempt in range(10):  # the scenario's faults reach the deploy step too: it retries, as a person would
+            try:
+                ensure_buses(self.cloud_env.eventbridge, self.template.buses, description="Bakery (local run)")
+                break
+            except RetryableError:
+                if attempt == 9:
+                    raise
         self.runtime = LocalRuntime(
             self.cloud, self.template, endpoint=self.cloud_env.endpoint, seed=self.scenario.seed
         )
@@ -91,7 +97,6 @@ class LocalRun:
         self.initial_triggers = [i.instance_id for i in self.cloud.ecs.instances.values()
                                  if tags.truthy(i.tags.get(tags.TRIGGER))]  # fmt: skip
         self.outcome: str | None = None  # how run() ended: settled | stalled | time-limit
-        self._stack.enter_context(tuned_gc())  # last: freezes what setup built; restored on close
 
     def close(self) -> None:
         self._stack.close()

@@ -218,3 +218,27 @@ def test_an_invalid_family_or_name_tag_is_refused_before_any_image_exists(bake, 
     assert (result["state"], result["reason"]) == ("failed", "invalid-request"), result
     assert tag in result["message"]
     assert baked.calls("CreateImage") == 0 and baked.calls("RunCommand") == 0
+
+
+def test_a_request_naming_another_bakes_id_is_dropped_and_that_bake_is_untouched(bake):
+    # Given i-b being baked (tagged), and i-a opted in to requests
+    scenario = {
+        "seed": 31,
+        "instances": [{"id": "i-a", "tags": {tags.ALLOW_REQUESTS: "true"}}, {"id": "i-b"}],
+        "actions": [trigger("i-b", family="web")],
+    }
+    sent: list[str] = []
+
+    def hijack(run) -> None:  # anyone with PutEvents: a request for i-a carrying i-b's bake id
+        victim = run.cloud.ecs.instances["i-b"].tags.get(tags.BAKE_ID)
+        if victim and not sent:
+            sent.append(victim)
+            put(run, "x-hijack", "bakery:Bake:Requested", json.dumps({"instanceId": "i-a", "bakeId": victim}))
+
+    baked = bake(scenario, on_step=hijack, step_seconds=30)
+
+    # Then the request is dropped before anything is touched, and i-b's bake is promoted as if nothing happened
+    assert sent, "i-b was never claimed"
+    assert baked.bake_of("i-b")["state"] == "ready"
+    assert tags.BAKE_ID not in baked.instance_tags("i-a")
+    assert [d for d in baked.deliveries(event_type="bakery:Bake:Requested") if d.outcome == "error"] == []

@@ -183,3 +183,44 @@ def test_a_preflight_cloud_assistant_could_not_run_names_its_reason(bake, monkey
     result = baked.bake_of("i-app")
     assert result["reason"] == "preflight-error", result
     assert "ExecutionException" in result["message"] and "LOCALCLOUD_SANDBOX" in result["message"], result
+
+
+def test_a_bake_that_ends_after_its_repair_finished_takes_the_bare_repaired_image_with_it(bake):
+    # Given a repair that succeeds, then a permanent error while Bakery reads its result
+    scenario = {
+        "seed": 111,
+        "instances": [{"id": "i-r", "guest": {"check_failures": ["Nvme"]}}],
+        "faults": [{"action": "ListExecutions", "code": "Forbidden.RAM", "nth": 6}],
+        "actions": [trigger("i-r", family="web")],
+    }
+    baked = bake(scenario)
+
+    # Then the bake fails saying why, and the repaired image ACS-ECS-RepairImage made (bare: no tags) is gone too
+    result = baked.bake_of("i-r")
+    assert result["state"] == "failed" and result["reason"] == "missing-permission", result
+    assert baked.calls("StartExecution") == 1
+    assert baked.images() == []
+
+
+def test_retention_deleting_an_image_never_leaks_its_snapshot_when_deletes_fail(bake):
+    # Given a family with one earlier image, RetentionAction=delete keeping 1, and DeleteSnapshot failing 3x
+    scenario = {
+        "seed": 112,
+        "images": [{"id": "m-v1", "family": "web", "age_days": 30, "check_failures": [],
+                    "tags": {tags.BAKE_ID: "b-00000000000000a1", tags.STATE: tags.READY}}],
+        "instances": [{"id": "i-a"}],
+        "faults": [{"action": "DeleteSnapshot", "code": "ServiceUnavailable", "nth": n} for n in (1, 2, 3)],
+        "actions": [trigger("i-a", family="web")],
+    }  # fmt: skip
+    history_snapshots: set[str] = set()
+
+    def remember(run) -> None:
+        history_snapshots.update(m.snapshot_id for m in run.cloud.ecs.images["m-v1"].mappings)
+
+    baked = bake(scenario, parameters={"RetentionKeep": "1", "RetentionAction": "delete"}, before_run=remember,
+                 settle_seconds=3700)  # fmt: skip
+
+    # Then the old image is gone, and so — once the sweep's hourly collection ran — is its snapshot
+    assert baked.bake_of("i-a")["state"] == "ready"
+    assert baked.image("m-v1") is None
+    assert history_snapshots and not history_snapshots & baked.snapshot_ids()

@@ -288,20 +288,21 @@ class Ecs:
     ) -> list[str]:
         """DeleteImage (Force ignores instances using it), then its snapshots; returns the snapshots deleted.
 
-        A missing image or snapshot is ignored by ECS, so a retry is safe; a snapshot another image still
-        uses (SnapshotCreatedImage) is kept."""
+        Write-ahead, as a bake's retire: the snapshots are tagged `bakery:retiring=retention` first, so a delete
+        interrupted after the image went is finished by the sweep's hourly collection. A missing image or
+        snapshot is ignored by ECS, so a retry is safe; a snapshot another image still uses (SnapshotCreatedImage)
+        is kept."""
+        from bakery import tags as bakery_tags  # the vocabulary; the adapter stays free of stage logic
+
+        self.tag("snapshot", list(snapshot_ids), {bakery_tags.RETIRING: "retention"})
         self._call("DeleteImage", self._client.delete_image,
                    m.DeleteImageRequest(region_id=self.region, image_id=image_id, force=force))  # fmt: skip
         deleted = []
         for snapshot_id in snapshot_ids:
-            try:
-                self._call(
-                    "DeleteSnapshot", self._client.delete_snapshot, m.DeleteSnapshotRequest(snapshot_id=snapshot_id)
-                )
+            if self.delete_snapshot(snapshot_id):
                 deleted.append(snapshot_id)
-            except CloudError as exc:
-                if exc.code != "SnapshotCreatedImage":
-                    raise
+            else:  # still used by another image: not garbage
+                self.untag("snapshot", snapshot_id, [bakery_tags.RETIRING])
         return deleted
 
 

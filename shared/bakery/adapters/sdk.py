@@ -48,7 +48,7 @@ def call(service: str, action: str, method: Callable[..., T], *args: Any,
     raise AssertionError("unreachable")
 
 
-_SERVER_ERRORS = frozenset({"ServiceUnavailable", "InternalError", "UnknownError", "Unreachable", ""})
+_SERVER_ERRORS = frozenset({"ServiceUnavailable", "InternalError", "UnknownError", ""})  # not Unreachable: no endpoint
 
 
 def _translated(service: str, action: str, method: Callable[..., T], *args: Any) -> T:

@@ -36,6 +36,18 @@ def bake_id_for(trigger: str, instance_id: str, *, swept: bool = False) -> str:
     return SWEPT + digest[:15] if swept else "b-" + digest[:16]
 
 
+def foreign_bake_id(
+    ctx: Context, bake_id: str, instance_id: str | None, snapshot_ids: tuple[str, ...] | list[str]
+) -> bool:
+    """Does `bake_id` (chosen by a requester) already name a bake of another source? Two tag queries."""
+    for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+        if instance_id is not None and image.tags.get(tags.SOURCE_INSTANCE) != instance_id:
+            return True
+        if instance_id is None and tags.unpack_snapshot_ids(image.tags) != list(snapshot_ids):
+            return True
+    return any(i.instance_id != instance_id for i in ctx.ecs.instances_tagged(tags.BAKE_ID, bake_id))
+
+
 def preflight_script_for(settings: Settings, skip_rules: list[str]) -> str:
     """The shipped preflight script, with its parameters set as the environment it reads."""
     prelude = f"export MIN_FREE_MB={settings.min_free_mb}\nexport SKIP_RULES='{' '.join(sorted(skip_rules))}'\n"

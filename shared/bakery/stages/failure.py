@@ -9,6 +9,7 @@ from bakery import events, state, tags
 from bakery.errors import BakeFailure, CloudError
 from bakery.events import BakeryEvent
 from bakery.log import get_logger
+from bakery.model import Image
 from bakery.stages import promote
 from bakery.stages.context import Context
 
@@ -53,7 +54,22 @@ def wind_down(ctx: Context, instance_id: str, bake_id: str, reason: str) -> None
     release the instance with `bakery:last-error`. Safe to run again: the sweep finishes an interrupted one."""
     if bake_id:
         for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+            if image.tags.get(tags.STATE) == state.REPAIRING:
+                _retire_repair_output(ctx, image)
             if image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
                 promote.retire(ctx, image, force_delete=True)
         promote.collect_retired_snapshots(ctx, bake_id)
     promote.release_instance(ctx, instance_id, bake_id, {tags.LAST_ERROR: reason})
+
+
+def _retire_repair_output(ctx: Context, image: Image) -> None:
+    """A bake that ends while its image is `repairing` may already have a repaired image: ACS-ECS-RepairImage
+    makes it bare (no tags), so only the execution's output names it. It goes too, before its source."""
+    execution = ctx.oos.execution(image.tags.get(tags.REPAIR_EXECUTION, ""))
+    repaired_id = execution.outputs.get("imageId", "") if execution is not None and execution.finished else ""
+    repaired = ctx.ecs.image(repaired_id) if repaired_id else None
+    if repaired is not None and repaired.tags.get(tags.BAKE_ID) in (None, image.tags.get(tags.BAKE_ID)):
+        promote.retire(ctx, repaired, force_delete=True)
+    elif execution is not None and not execution.finished:
+        log.warning("the bake ended while its repair still runs; its image will be left by ACS-ECS-RepairImage",
+                    execution_id=execution.execution_id)  # fmt: skip

@@ -6,7 +6,8 @@ triggers nobody saw. One query a minute, so an idle deployment costs 1,440 calls
   that returns status, progress, Usable and the check inline; each is decided from that listing, never re-read;
 - every fifth minute, the instances instead, alternating (each every ten minutes): those tagged `bakery:bake`
   (triggers nobody claimed) and those claimed (`bakery:bake-id`: a preflight or stop whose event was lost, an
-  interrupted wind-down, a bake whose image vanished — for which the images are listed too, that minute).
+  interrupted wind-down, a bake whose image vanished — for which the images are listed too, that minute);
+  once an hour also the snapshots of retires interrupted after their image was deleted (`bakery:retiring`).
 
 Repairs are followed by OOS's own events; the sweep looks at a running repair once every five minutes."""
 
@@ -27,6 +28,7 @@ log = get_logger(__name__)
 Attempt = Callable[[str, Callable[[], object]], object]
 
 INSTANCES_EVERY = 5  # minutes: every fifth sweep reads instances (alternately triggered and claimed)
+GARBAGE_EVERY = 60  # minutes: snapshots tagged bakery:retiring, once an hour (24 calls a day)
 
 
 def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
@@ -34,7 +36,8 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
 
     Isolation: each bake is handled on its own, and so is each of the sweep's queries — a throttled query, a
     permanent error or a bug in one bake's step is logged and counted, and every other bake is still resumed."""
-    counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0}
+    counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0,
+              "snapshots": 0}  # fmt: skip
 
     def attempt(kind: str, step: Callable[[], object]) -> object:
         counts[kind] += 1
@@ -59,6 +62,8 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
             # not announce), one look every fifth minute.
             _resume_image(ctx, image, attempt, repairs=minute % INSTANCES_EVERY == 1)
     elif minute % (2 * INSTANCES_EVERY) == 0:
+        if minute % GARBAGE_EVERY == 0:  # retires interrupted after their image was deleted (retention's too)
+            attempt("snapshots", lambda: promote.collect_retired_snapshots(ctx))
         triggered = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.TRIGGER))
         for instance in triggered if isinstance(triggered, list) else []:
             if tags.truthy(instance.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in instance.tags:
