@@ -136,8 +136,9 @@ def chaos_cases(draw: st.DrawFn, max_instances: int = 4, max_fuzz_events: int = 
                                                            tags.STATE: tags.READY}})  # fmt: skip
     faults = draw(st.lists(action_faults(), max_size=4)) + draw(st.lists(event_faults(), max_size=3))
     if draw(st.integers(0, 3)) == 0:  # a storm: 5xx on every action at once (issue 10's "10% 5xx everywhere")
-        rate = draw(st.sampled_from([0.1, 0.2]))
-        faults += [{"action": a, "code": "ServiceUnavailable", "probability": rate} for a in FAULTABLE_ACTIONS]
+        rate = draw(st.sampled_from([0.1, 0.2, 0.3]))
+        code = draw(st.sampled_from(["ServiceUnavailable", THROTTLING]))  # throttling storms too (the red team's)
+        faults += [{"action": a, "code": code, "probability": rate} for a in FAULTABLE_ACTIONS]
     native = [f for f in faults if f.get("events") not in ("delay", "reorder")]
     harness = [f for f in faults if f.get("events") in ("delay", "reorder")]
 

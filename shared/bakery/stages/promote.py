@@ -12,7 +12,10 @@ from bakery.stages.context import Context
 
 log = get_logger(__name__)
 
-REPLACED = (state.REPAIRED, state.CHECK_FAILED)  # earlier images of a bake whose image is promoted: retired
+# Every other image of a bake whose image is promoted is retired: repaired / check-failed ones, and any still
+# marked in flight because the write that would have superseded it was interrupted (a repair's source left
+# `repairing`, a system-only repair left `creating` while its whole image was promoted, a CreateFailed attempt).
+REPLACED = tuple(s for s in state.IMAGE_STATES if s not in state.TERMINAL_IMAGE)
 
 
 def promote(ctx: Context, image: Image, checked: bool = True) -> None:
