@@ -416,7 +416,7 @@ PROMISES = (
     "a ready bake keeps only its promoted image (retire policy and retention aside)",
     "a failed bake leaves no image",
     "no orphaned image or snapshot",
-    "no instance left stopped or holding Bakery's work tags",
+    "no instance left stopped (or started when it was Stopped) or holding Bakery's work tags",
     "no image in a family without a passed check (BAKERY_UNCHECKED_IMAGE_POLICY=promote: unless ECS cannot check it)",
     "every promoted image has all its source's disks (count, types, order, sizes)",
 )
@@ -513,6 +513,9 @@ def broken_promises(report: dict[str, Any]) -> list[str]:
     for instance in report["instances"]:
         if (initial.get(instance["instanceId"]) or {}).get("status") == "Running" and instance["status"] != "Running":
             problems.append(f"instance {instance['instanceId']} was Running and is now {instance['status']}")
+        if (initial.get(instance["instanceId"]) or {}).get("status") == "Stopped" and instance["status"] != "Stopped":
+            # Bakery starts only what it stopped; scenarios start no instance themselves.
+            problems.append(f"instance {instance['instanceId']} was Stopped and is now {instance['status']}")
         if tags.STOPPED_BY_BAKERY in instance["tags"]:
             problems.append(f"instance {instance['instanceId']} still carries {tags.STOPPED_BY_BAKERY}")
         held = [t for t in _HELD_TAGS if t in instance["tags"]]

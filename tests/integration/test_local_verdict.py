@@ -595,3 +595,15 @@ def test_a_bake_whose_outcome_event_was_lost_is_judged_by_the_instances_result_t
         outcomes = {b["instanceId"]: (b["state"], b["reason"]) for b in report["bakes"]}
         assert outcomes == {"i-full": ("failed", "tag-limit"), "i-bad": ("failed", "create-failed")}, report["bakes"]
         assert run.problems(report) == []
+
+
+def test_an_instance_started_that_was_stopped_is_caught(local_run):
+    # Given a clean run with a Stopped bystander
+    run, report = local_run({"seed": 32, "instances": [{"id": "i-a"}, {"id": "i-cold", "status": "Stopped"}],
+                             "actions": [trigger("i-a", family="web")]})  # fmt: skip
+    assert run.problems(report) == []
+    # When something starts it (Bakery starts only what it stopped)
+    run.cloud_env.ecs.start_instance(m.StartInstanceRequest(instance_id="i-cold"))
+    run.runtime.run_until(run.cloud.clock.now + 120)
+    # Then the verdict says so
+    assert any("instance i-cold was Stopped and is now Running" in p for p in run.problems(run.report()))
