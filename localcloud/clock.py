@@ -47,10 +47,16 @@ class VirtualClock:
         moment = self.now if at is None else at
         return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
-    def call_at(self, due: float, callback: Callable[[], None], label: str = "") -> _Timer:
-        timer = _Timer(max(due, self.now), next(self._seq), label, callback)
+    def call_at(self, due: float, callback: Callable[[], None], label: str = "", *, place: int | None = None) -> _Timer:
+        """`place`: a sequence number from reserve(), to order this timer among those due at the same time
+        as if it had been set when the place was reserved."""
+        timer = _Timer(max(due, self.now), next(self._seq) if place is None else place, label, callback)
         heapq.heappush(self._timers, timer)
         return timer
+
+    def reserve(self) -> int:
+        """A place in the order of timers, for one whose due time is not known yet (see call_at)."""
+        return next(self._seq)
 
     def call_later(self, delay: float, callback: Callable[[], None], label: str = "") -> _Timer:
         return self.call_at(self.now + max(0.0, delay), callback, label)

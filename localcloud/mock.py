@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,26 @@ _lock = threading.Lock()
 _clouds: dict[str, LocalCloud] = {}
 _mock: responses.RequestsMock | None = None
 _numbers = itertools.count(1)
+
+# How many of the latest calls `responses` keeps (in RequestsMock.calls and each route's calls). It keeps
+# every one by default, request and response objects alike: a 1,000-instance local run made ~2 GB of them,
+# and the garbage collector walked them all on every full collection. Nothing here reads more than the
+# last few (a debugger might); the emulator counts calls itself (LocalCloud.calls).
+RECENT_CALLS = 64
+
+
+class _RecentCalls(responses.CallList):
+    """responses.CallList that forgets all but the latest `limit` calls."""
+
+    def __init__(self, limit: int = RECENT_CALLS) -> None:
+        self._limit = limit
+        self._calls: deque[responses.Call] = deque(maxlen=limit)  # type: ignore[assignment]
+
+    def __getitem__(self, idx: Any) -> Any:
+        return list(self._calls)[idx]  # a deque cannot be sliced
+
+    def reset(self) -> None:
+        self._calls.clear()
 
 
 def _answer(request: Any) -> tuple[int, dict[str, str], bytes | str]:
@@ -81,8 +102,11 @@ def mock_cloud(cloud: LocalCloud) -> Iterator[str]:
     with _lock:
         if _mock is None:
             _mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+            _mock._calls = _RecentCalls()
             for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD):
                 _mock.add_callback(method, _URL, callback=_answer)
+            for route in _mock.registered():
+                route._calls = _RecentCalls()
             _mock.start()
         _clouds[host] = cloud
     try:

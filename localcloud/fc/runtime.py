@@ -44,6 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import ModuleType
@@ -54,6 +55,7 @@ from localcloud.fc.deliveries import DeadLetter, Delivery, Failure, failure_dest
 from localcloud.fc.instances import INSTANCE_LOST, ProcessInstance, answer_outcome, call_in_process
 from localcloud.fc.schedule import Schedule, parse_schedule
 from localcloud.fc.template.model import FunctionDef, Template, TemplateError, TimerDef
+from localcloud.gctune import tuned_gc
 
 if TYPE_CHECKING:
     from localcloud.clock import _Timer
@@ -118,6 +120,7 @@ class LocalRuntime:
         self._foreign_events = 0  # events seen that the runtime did not publish: "something happened"
         self._exec_lock = threading.RLock()  # one invocation at a time (and os.environ is process-wide)
         self._processes: dict[str, ProcessInstance] = {}
+        self._gc: AbstractContextManager[None] | None = None  # the GC tuning while started
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -139,10 +142,17 @@ class LocalRuntime:
                     self._schedules[timer.logical_id] = parse_schedule(timer.expression)
                     self._arm(timer)
             self._cursor = cloud.events.cursor
+        # From here on the runtime makes thousands of in-process calls: GC tuned for that (gctune.py,
+        # which says why), undone by stop().
+        self._gc = tuned_gc()
+        self._gc.__enter__()
         return self
 
     def stop(self) -> None:
         """Disarm timers and pending retries, and forget the cached modules (the instances go away)."""
+        if self._gc is not None:
+            gc_tuning, self._gc = self._gc, None
+            gc_tuning.__exit__(None, None, None)
         with self.cloud.lock:
             for handle in [*self._periodic.values(), *self._retries.values()]:
                 self.cloud.clock.cancel(handle)

@@ -3,6 +3,7 @@ Cloud Assistant and launch templates. One mixin per resource family, moto style;
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from localcloud.errors import ApiError, missing_parameter
@@ -11,9 +12,10 @@ from localcloud.services.base import Service
 from localcloud.services.ecs.assistant import AssistantMixin, Invocation
 from localcloud.services.ecs.image_creation import ImageCreationMixin
 from localcloud.services.ecs.images import ImagesMixin
+from localcloud.services.ecs.index import ImageStore
 from localcloud.services.ecs.instances import InstancesMixin
 from localcloud.services.ecs.launch_templates import LaunchTemplate, LaunchTemplatesMixin
-from localcloud.services.ecs.models import Disk, Image, Instance, Snapshot
+from localcloud.services.ecs.models import Disk, Instance, Snapshot
 from localcloud.services.ecs.snapshots import SnapshotsMixin
 from localcloud.services.ecs.tags import TagsMixin
 from localcloud.wire import Params
@@ -37,11 +39,12 @@ class EcsService(
         super().__init__(cloud)
         self.instances: dict[str, Instance] = {}
         self.disks: dict[str, Disk] = {}
-        self.images: dict[str, Image] = {}
+        self.images: ImageStore = ImageStore()  # indexed by family, name, owner and tag: index.py
         self.snapshots: dict[str, Snapshot] = {}
         self.invocations: dict[str, Invocation] = {}
         self.client_tokens: dict[tuple[str, str], tuple[str, str]] = {}
         self.sandboxes: dict[str, GuestSandbox] = {}
+        self.script_runner: ThreadPoolExecutor | None = None  # Cloud Assistant's scripts (assistant.py)
         self.launch_templates: dict[str, LaunchTemplate] = {}
         self._load_public_images()
 
@@ -64,17 +67,21 @@ class EcsService(
         return region
 
     def close(self) -> None:
+        if self.script_runner is not None:  # scripts still running use their sandboxes
+            self.script_runner.shutdown(wait=True)
+            self.script_runner = None
         for sandbox in self.sandboxes.values():
             sandbox.cleanup()
         self.sandboxes.clear()
 
     def state(self) -> dict[str, Any]:
         region, account, now = self.cloud.region, self.cloud.account_id, self.cloud.clock.now
+        in_use = self.images_in_use()
         return {
             "instances": [i.to_api(region, self.instance_disks(i)) for i in self.instances.values()],
             "disks": [d.to_api(region) for d in self.disks.values()],
             "images": [
-                i.to_api(region, account, now, self.image_usage(i))
+                i.to_api(region, account, now, self.image_usage(i, in_use))
                 for i in self.images.values()
                 if i.owner_alias == "self"
             ],

@@ -137,10 +137,13 @@ class ImageCreationMixin:
             raise ApiError("QuotaExceed.Image", "The Image Quota exceeds.", 403)
 
     def _custom_image_count(self: EcsService) -> int:
-        return sum(1 for i in self.images.values() if i.owner_alias == "self")
+        return self.images.count_with("owner_alias", "self")  # indexed (index.py): no scan per CreateImage
 
     def _name_taken(self: EcsService, name: str, except_id: str = "") -> bool:
-        return any(i.name == name and i.image_id != except_id and i.owner_alias == "self" for i in self.images.values())
+        return any(
+            i.name == name and i.image_id != except_id and i.owner_alias == "self"
+            for i in self.images.with_field("name", name)
+        )
 
     def _plan_from_instance(self: EcsService, instance_id: str) -> dict[str, Any]:
         instance = self._instance(instance_id)

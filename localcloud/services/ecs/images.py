@@ -3,6 +3,7 @@ DeleteImage, ModifyImageSharePermission, DescribeImageSharePermission (CreateIma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError, not_found
@@ -43,6 +44,24 @@ _FAMILY_IMAGE_FIELDS = {
     "IsSupportCloudinit", "IsSupportIoOptimized", "ImageOwnerAlias", "ProductCode", "DiskDeviceMappings", "Tags",
 }  # fmt: skip
 _FAMILY_MAPPING_FIELDS = {"Device", "Format", "ImportOSSBucket", "ImportOSSObject", "Size", "SnapshotId", "Type"}
+
+
+class _Once:
+    """A parameter read once for a whole DescribeImages call. An invalid value still raises where the
+    per-image check used to read it, at the first image that gets that far, so the same calls fail."""
+
+    def __init__(self, read: Callable[[str], Any], name: str) -> None:
+        self.value: Any = None
+        self.error: ApiError | None = None
+        try:
+            self.value = read(name)
+        except ApiError as exc:
+            self.error = exc
+
+    def __call__(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 class ImagesMixin:
@@ -119,8 +138,15 @@ class ImagesMixin:
             raise not_found("InvalidImageId.NotFound", "ImageId")
         return image
 
-    def image_usage(self: EcsService, image: Image) -> str:
-        return "instance" if any(i.image_id == image.image_id for i in self.instances.values()) else "none"
+    def images_in_use(self: EcsService) -> set[str]:
+        """Ids of the images some instance runs from. Computed once per call, not once per image: answering
+        for each image by scanning every instance made DescribeImages images x instances."""
+        return {i.image_id for i in self.instances.values() if i.image_id}
+
+    def image_usage(self: EcsService, image: Image, in_use: set[str] | None = None) -> str:
+        """`in_use`: images_in_use(), when the caller asks for many images in one call."""
+        in_use = self.images_in_use() if in_use is None else in_use
+        return "instance" if image.image_id in in_use else "none"
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -159,27 +185,42 @@ class ImagesMixin:
                 raise ApiError(
                     "InvalidFilterKey.NotFound", f"Filter.{index}.Key {entry.get('Key')!r} is not supported.", 404
                 )
+        # Each parameter read once, not once per image; then only the images an index offers (by id,
+        # family, tag or owner: index.py) go through the full filter chain, which decides as before.
+        family = _Once(p.str, "ImageFamily")
+        snapshot_id = _Once(p.str, "SnapshotId")
+        os_type = _Once(p.str, "OSType")
+        architecture = _Once(p.str, "Architecture")
+        is_public = _Once(p.bool, "IsPublic") if "IsPublic" in p else None
+        usable = _Once(p.bool, "Usable") if "Usable" in p else None
+        # A bad value must still raise at the first image reaching its check, and the tag check comes after
+        # those: so then no tag index, lest it skip that image. Owner and ids are checked before them.
+        deferred = any(r is not None and r.error is not None for r in (family, snapshot_id, os_type, architecture,
+                                                                        is_public, usable))  # fmt: skip
+        in_use = self.images_in_use()
         selected = []
-        for image in self.images.values():
+        for image in self.images.candidates(
+            ids=ids or None, family=family.value, tags=None if deferred else tags, owners=owners
+        ):
             if image.owner_alias not in owners or image.status not in statuses:
                 continue
             if ids and image.image_id not in ids:
                 continue
             if name and name not in image.name.lower():
                 continue
-            if p.str("ImageFamily") and image.family != p.str("ImageFamily"):
+            if family() and image.family != family():
                 continue
-            if p.str("SnapshotId") and not any(m.snapshot_id == p.str("SnapshotId") for m in image.mappings):
+            if snapshot_id() and not any(m.snapshot_id == snapshot_id() for m in image.mappings):
                 continue
-            if p.str("OSType") and image.os_type != p.str("OSType"):
+            if os_type() and image.os_type != os_type():
                 continue
-            if p.str("Architecture") and image.architecture != p.str("Architecture"):
+            if architecture() and image.architecture != architecture():
                 continue
-            if usage and self.image_usage(image) != usage:
+            if usage and self.image_usage(image, in_use) != usage:
                 continue
-            if "IsPublic" in p and (image.owner_alias == "system") != p.bool("IsPublic"):
+            if is_public is not None and (image.owner_alias == "system") != is_public():
                 continue
-            if "Usable" in p and image.usable != p.bool("Usable"):
+            if usable is not None and image.usable != usable():
                 continue
             if not _tags_match(image.tags, tags):
                 continue
@@ -187,12 +228,11 @@ class ImagesMixin:
         selected.sort(key=lambda i: (i.created_epoch, i.image_id), reverse=True)  # newest first
         page, meta = _page(p, selected, default_size=10, max_size=100)
         now = self.cloud.clock.now
+        region, account = self.cloud.region, self.cloud.account_id
         return {
             **meta,
             "RegionId": self.cloud.region,
-            "Images": {
-                "Image": [i.to_api(self.cloud.region, self.cloud.account_id, now, self.image_usage(i)) for i in page]
-            },
+            "Images": {"Image": [i.to_api(region, account, now, self.image_usage(i, in_use)) for i in page]},
         }
 
     @api("DescribeImageFromFamily")
@@ -202,7 +242,7 @@ class ImagesMixin:
         family = p.required("ImageFamily")
         candidates = [
             i
-            for i in self.images.values()
+            for i in self.images.with_field("family", family)
             if i.family == family and i.status == "Available" and i.owner_alias == "self"
         ]
         if not candidates:

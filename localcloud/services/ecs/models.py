@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from localcloud.guest.spec import GuestSpec
+from localcloud.services.ecs.index import INDEXED_ATTRIBUTES, own_tags
 from localcloud.services.ecs.validation import tag_list
 
 # i/d-series instance families carry local disks (i2, i3, i4g, d1ne, d2s...; not ic5).
@@ -244,6 +245,28 @@ class Image:
     client_token: str = ""
     fails: bool = False  # ends CreateFailed instead of Available
     imds_support: str = ""
+    # The ImageStore holding this image (index.py), told when an indexed attribute changes; not a field,
+    # so equality, repr and the API never see it.
+    _store: ClassVar[Any] = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "tags":
+            value = own_tags(self, value)  # so that changing them in place re-indexes too
+        store = self._store
+        if store is None or name not in INDEXED_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+            return
+        store.before_change(self)
+        try:
+            object.__setattr__(self, name, value)
+        finally:
+            store.after_change(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (copy.deepcopy, pickle) belongs to no store: it is indexed when stored, like a new image."""
+        state = dict(self.__dict__)
+        state.pop("_store", None)
+        return state
 
     def progress(self, now: float) -> str:
         if self.status != "Creating":

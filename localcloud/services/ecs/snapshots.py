@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 class SnapshotsMixin:
     def snapshot_usage(self: EcsService, snapshot: Snapshot) -> str:
-        used_by_image = any(m.snapshot_id == snapshot.snapshot_id for i in self.images.values() for m in i.mappings)
+        used_by_image = bool(self.images.using_snapshot(snapshot.snapshot_id))  # indexed: index.py
         used_by_disk = any(d.source_snapshot_id == snapshot.snapshot_id for d in self.disks.values())
         return {(True, True): "image_disk", (True, False): "image", (False, True): "disk"}.get(
             (used_by_image, used_by_disk), "none"
@@ -140,7 +140,7 @@ class SnapshotsMixin:
         snapshot = self.snapshots.get(snapshot_id)
         if snapshot is None:
             return {}
-        images = [i.image_id for i in self.images.values() if any(m.snapshot_id == snapshot_id for m in i.mappings)]
+        images = [i.image_id for i in self.images.using_snapshot(snapshot_id)]
         if images:
             raise ApiError(
                 "SnapshotCreatedImage",
