@@ -292,6 +292,22 @@ class LocalRun:
                     "state": "failed" if error else "ready", "imageId": None if error else image_id,
                     "family": instance.tags.get(tags.FAMILY), "attempts": 0, "reason": error,
                     "message": "known from the instance's bakery:last-* tag only (its events were lost)"}  # fmt: skip
+        # A snapshot bake has no instance to carry its result: while it lives, an image of it is in flight; with
+        # none left (and none ready, found above) it ended failed, its Bake:Failed lost in transit.
+        live_bakes = {
+            i.tags.get(tags.BAKE_ID) for i in ecs.images.values() if i.tags.get(tags.STATE) in state.IN_FLIGHT_IMAGE
+        }
+        for bake in bakes.values():
+            made_images = bake["attempts"] > 0  # else it may be a request that never reached Bakery: unfinished
+            if (
+                bake["state"] == "in-flight"
+                and not bake.get("instanceId")
+                and made_images
+                and bake["bakeId"] not in live_bakes
+            ):
+                bake.update(state="failed", reason=bake.get("reason") or "unannounced",
+                            message="no image of this snapshot bake is left and none is ready: it ended, its "
+                            "Bake:Failed lost in transit")  # fmt: skip
         for bake in bakes.values():
             bake.pop("_images", None)
             bake["sourceDisks"] = self._source_disks(bake)

@@ -86,9 +86,8 @@ def test_transient_create_image_error_is_retried_and_the_bake_succeeds(bake):
     assert baked.newest_in_family("app") == result["imageId"]
 
 
-def test_a_5xx_on_a_call_not_safe_to_repeat_goes_to_fc_retry(bake):
-    # Given ECS answers the first StopInstance with ServiceUnavailable (it may have taken effect: a second
-    # StopInstance sent at once could meet a Stopping instance)
+def test_a_5xx_on_stop_instance_is_sent_again_and_the_bake_goes_on(bake):
+    # Given ECS answers the first StopInstance with ServiceUnavailable
     scenario = {
         "seed": 17,
         "faults": [{"action": "StopInstance", "code": "ServiceUnavailable", "nth": 1}],
@@ -97,9 +96,8 @@ def test_a_5xx_on_a_call_not_safe_to_repeat_goes_to_fc_retry(bake):
     }
     baked = bake(scenario)
 
-    # Then the invocation fails, FC's retry re-reads the instance and the bake goes on
-    (failed_try,) = [d for d in baked.run.runtime.deliveries if d.outcome == "error"]
-    assert "StopInstance" in failed_try.error and "ServiceUnavailable" in failed_try.error
+    # Then it is sent again (a repeat that meets a Stopping instance is retried once it settles), no dead letter
+    assert baked.calls("StopInstance") >= 2
     assert baked.report["deliveries"]["dead_letters"] == 0
     assert baked.bake_of("i-app")["state"] == "ready"
     assert baked.status("i-app") == "Running"
@@ -162,7 +160,9 @@ def test_malformed_or_foreign_events_on_the_bus_are_dropped_without_mutation_or_
     assert baked.calls("TagResources") == baked.calls("UntagResources") == 0
     # ... and Bakery said nothing back: the bus holds only what was put on it
     assert sorted(e["id"] for e in baked.run.bakery_events()) == sorted(e for e, _, _ in FOREIGN_EVENTS)
-    assert all(b["state"] == "in-flight" and b["imageId"] is None for b in baked.report["bakes"])
+    # (the report lists the forged bake ids it read off the bus; none is credited with an image — one naming an
+    # image that no longer exists reads as ended, the way a snapshot bake whose Bake:Failed was lost does)
+    assert all(b["state"] in ("in-flight", "failed") and b["imageId"] is None for b in baked.report["bakes"])
     assert baked.instance_tags("i-app") == {}
     assert baked.newest_in_family("web") == "m-web-v0"
     assert baked.image_tags(baked.image("m-web-v0")) == {}

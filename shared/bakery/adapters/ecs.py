@@ -12,7 +12,7 @@ from alibabacloud_ecs20140526 import models as m
 from bakery.adapters.sdk import call
 from bakery.clients import client, waiter
 from bakery.config import Settings
-from bakery.errors import CloudError
+from bakery.errors import CloudError, RetryableError
 from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Instance, Snapshot
 
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
@@ -53,10 +53,20 @@ class Ecs:
         return [Disk(d.disk_id, d.type, d.category, d.size, bool(d.encrypted)) for d in body.disks.disk]
 
     def stop(self, instance_id: str) -> None:
-        self._call("StopInstance", self._client.stop_instance, m.StopInstanceRequest(instance_id=instance_id))
+        self._settling("StopInstance", self._client.stop_instance, m.StopInstanceRequest(instance_id=instance_id))
 
     def start(self, instance_id: str) -> None:
-        self._call("StartInstance", self._client.start_instance, m.StartInstanceRequest(instance_id=instance_id))
+        self._settling("StartInstance", self._client.start_instance, m.StartInstanceRequest(instance_id=instance_id))
+
+    def _settling(self, action: str, method: Any, request: Any) -> None:
+        """Stop/Start: IncorrectInstanceStatus means the instance is between states — often because an earlier
+        call that answered 5xx did take effect — so the step is tried again once it settles."""
+        try:
+            self._call(action, method, request)
+        except CloudError as exc:
+            if exc.code != "IncorrectInstanceStatus":
+                raise
+            raise RetryableError(f"{action}: {exc.code}: {exc.message}", code=exc.code) from exc
 
     # -- tags --------------------------------------------------------------------------------------
 

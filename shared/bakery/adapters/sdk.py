@@ -21,11 +21,12 @@ PERMISSION_CODES = {"Forbidden.RAM", "Forbidden", "Forbidden.SubUser", "Forbidde
 
 THROTTLE_RETRIES = 2  # quick retries of a throttled (or 5xx) call before handing it to FC / the sweep
 MAX_WAIT_SECONDS = 2.0
-# A 5xx may come back from a call that did take effect. These calls are not safe to send again at once (a
-# second StopInstance on a Stopping instance is IncorrectInstanceStatus; RunCommand has no ClientToken): their
-# 5xx goes to FC's retry, whose step re-reads the resource first. Every other call Bakery makes is a read, is
-# idempotent (tags, attributes, deletes of what is gone), or carries a ClientToken or a deterministic id.
-NOT_REPEATABLE = frozenset({"StopInstance", "StartInstance", "RunCommand", "InvokeCommand"})
+# A 5xx may come back from a call that did take effect. Every call Bakery makes is safe to send again: reads,
+# idempotent writes (tags, attributes, deletes of what is gone), ClientTokens (CreateImage, StartExecution),
+# deterministic event ids (PutEvents), a read-only preflight (RunCommand: a second invocation reports the same),
+# and Stop/StartInstance, whose IncorrectInstanceStatus on a repeat the ECS adapter hands back as retryable
+# (the step then re-reads the instance). A call that is not would be listed here.
+NOT_REPEATABLE: frozenset[str] = frozenset()
 
 
 def call(service: str, action: str, method: Callable[..., T], *args: Any,
