@@ -53,20 +53,18 @@ class Ecs:
         return [Disk(d.disk_id, d.type, d.category, d.size, bool(d.encrypted)) for d in body.disks.disk]
 
     def stop(self, instance_id: str) -> None:
-        self._settling("StopInstance", self._client.stop_instance, m.StopInstanceRequest(instance_id=instance_id))
+        try:
+            self._call("StopInstance", self._client.stop_instance, m.StopInstanceRequest(instance_id=instance_id))
+        except CloudError as exc:
+            _raise_if_settling(exc)
+            raise
 
     def start(self, instance_id: str) -> None:
-        self._settling("StartInstance", self._client.start_instance, m.StartInstanceRequest(instance_id=instance_id))
-
-    def _settling(self, action: str, method: Any, request: Any) -> None:
-        """Stop/Start: IncorrectInstanceStatus means the instance is between states — often because an earlier
-        call that answered 5xx did take effect — so the step is tried again once it settles."""
         try:
-            self._call(action, method, request)
+            self._call("StartInstance", self._client.start_instance, m.StartInstanceRequest(instance_id=instance_id))
         except CloudError as exc:
-            if exc.code != "IncorrectInstanceStatus":
-                raise
-            raise RetryableError(f"{action}: {exc.code}: {exc.message}", code=exc.code) from exc
+            _raise_if_settling(exc)
+            raise
 
     # -- tags --------------------------------------------------------------------------------------
 
@@ -314,6 +312,13 @@ class Ecs:
             else:  # still used by another image: not garbage
                 self.untag("snapshot", snapshot_id, [bakery_tags.RETIRING])
         return deleted
+
+
+def _raise_if_settling(exc: CloudError) -> None:
+    """Stop/Start: IncorrectInstanceStatus means the instance is between states — often because an earlier call
+    that answered 5xx did take effect — so the step is tried again once it settles."""
+    if exc.code == "IncorrectInstanceStatus":
+        raise RetryableError(f"{exc.action}: {exc.code}: {exc.message}", code=exc.code) from exc
 
 
 def _tags(container: Any) -> dict[str, str]:
