@@ -196,11 +196,6 @@ class Ecs:
         self._call("ModifyImageAttribute", self._client.modify_image_attribute, m.ModifyImageAttributeRequest(
             region_id=self.region, image_id=image_id, image_family=family, status=status, description=description))  # fmt: skip
 
-    def delete_image(self, image_id: str) -> None:
-        """DeleteImage (not forced: an image instances still use is refused). A missing image is ignored by ECS."""
-        self._call("DeleteImage", self._client.delete_image,
-                   m.DeleteImageRequest(region_id=self.region, image_id=image_id, force=False))  # fmt: skip
-
     # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.families) -----------------------
 
     def images_in_family(self, family: str) -> list[Image]:
@@ -281,37 +276,28 @@ class Ecs:
 
     def snapshot_sizes(self, snapshot_ids: list[str]) -> dict[str, int]:
         """SourceDiskSize (GiB) of each snapshot that exists, 100 ids per DescribeSnapshots call."""
-        sizes: dict[str, int] = {}
-        unique = list(dict.fromkeys(snapshot_ids))
-        for start in range(0, len(unique), 100):
-            batch = unique[start : start + 100]
-            body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
-                region_id=self.region, snapshot_ids=json.dumps(batch), max_results=100))  # fmt: skip
-            for s in (body.snapshots.snapshot if body.snapshots else None) or []:
-                sizes[s.snapshot_id] = int(s.source_disk_size) if str(s.source_disk_size or "").isdigit() else 0
-        return sizes
+        return {s.snapshot_id: s.size_gib for s in self.snapshots(snapshot_ids)}
 
-    def delete_image_with_snapshots(
-        self, image_id: str, snapshot_ids: Sequence[str], *, force: bool = False
-    ) -> list[str]:
+    def delete_image_with_snapshots(self, image_id: str, snapshot_ids: Sequence[str], *, mark: dict[str, str],
+                                    force: bool = False) -> list[str]:  # fmt: skip
         """DeleteImage (Force ignores instances using it), then its snapshots; returns the snapshots deleted.
 
-        Write-ahead, as a bake's retire: the snapshots are tagged `bakery:retiring=retention` first, so a delete
-        interrupted after the image went is finished by the sweep's hourly collection. A missing image or
-        snapshot is ignored by ECS, so a retry is safe; a snapshot another image still uses (SnapshotCreatedImage)
-        is kept."""
-        from bakery import tags as bakery_tags  # the vocabulary; the adapter stays free of stage logic
-
-        self.tag("snapshot", list(snapshot_ids), {bakery_tags.RETIRING: "retention"})
+        Write-ahead: the snapshots are tagged `mark` first (ECS deletes snapshots only after their image, and a
+        deleted image no longer names them), so a delete interrupted after the image went is finished by
+        `release_snapshot` over the snapshots still marked. A missing image or snapshot is ignored by ECS, so
+        a retry is safe; a snapshot another image still uses (SnapshotCreatedImage) is kept, unmarked."""
+        self.tag("snapshot", list(snapshot_ids), mark)
         self._call("DeleteImage", self._client.delete_image,
                    m.DeleteImageRequest(region_id=self.region, image_id=image_id, force=force))  # fmt: skip
-        deleted = []
-        for snapshot_id in snapshot_ids:
-            if self.delete_snapshot(snapshot_id):
-                deleted.append(snapshot_id)
-            else:  # still used by another image: not garbage
-                self.untag("snapshot", snapshot_id, [bakery_tags.RETIRING])
-        return deleted
+        return [s for s in snapshot_ids if self.release_snapshot(s, unmark=list(mark))]
+
+    def release_snapshot(self, snapshot_id: str, *, unmark: list[str]) -> bool:
+        """Delete a snapshot marked for deletion; if another image still uses it, it is not garbage: the marks
+        `unmark` come off instead. True when it is gone."""
+        if self.delete_snapshot(snapshot_id):
+            return True
+        self.untag("snapshot", snapshot_id, unmark)
+        return False
 
 
 def _raise_if_settling(exc: CloudError) -> None:

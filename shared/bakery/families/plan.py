@@ -150,7 +150,9 @@ def apply(
             _deprecate(ecs, d, result)
             continue
         try:
-            result.deleted_snapshots += ecs.delete_image_with_snapshots(d.image_id, d.snapshot_ids, force=force)
+            result.deleted_snapshots += ecs.delete_image_with_snapshots(
+                d.image_id, d.snapshot_ids, force=force, mark={tags.RETIRING: "retention"}
+            )
             result.deleted.append(d.image_id)
             log.info("image deleted by retention", image_id=d.image_id, family=d.family, reason=d.reason)
         except CloudError as exc:

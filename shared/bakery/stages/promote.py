@@ -91,26 +91,14 @@ def retire(ctx: Context, image: Image, force_delete: bool = False, keep: frozens
         return
     sources = set(tags.unpack_snapshot_ids(image.tags))
     doomed = [s for s in image.snapshot_ids if s not in sources and s not in keep]
-    bake_id = image.tags.get(tags.BAKE_ID) or "-"
-    ctx.ecs.tag("snapshot", doomed, {tags.RETIRING: bake_id})
-    ctx.ecs.delete_image(image.image_id)
-    for snapshot_id in doomed:
-        _delete_retired_snapshot(ctx, snapshot_id)
+    ctx.ecs.delete_image_with_snapshots(
+        image.image_id, doomed, mark={tags.RETIRING: image.tags.get(tags.BAKE_ID) or "-"}
+    )
     log.info("image retired", retired_image_id=image.image_id, snapshots=len(doomed))
 
 
 def collect_retired_snapshots(ctx: Context, bake_id: str | None = None) -> int:
     """Finish retires that were interrupted after their image was deleted: delete the snapshots still tagged
-    `bakery:retiring` (= `bake_id`, or any bake's). Returns how many were deleted."""
-    deleted = 0
-    for snapshot_id in ctx.ecs.snapshots_tagged(tags.RETIRING, bake_id):
-        deleted += _delete_retired_snapshot(ctx, snapshot_id)
-    return deleted
-
-
-def _delete_retired_snapshot(ctx: Context, snapshot_id: str) -> bool:
-    if ctx.ecs.delete_snapshot(snapshot_id):
-        return True
-    # Another image still uses it (SnapshotCreatedImage): it is not garbage, so it stops being marked.
-    ctx.ecs.untag("snapshot", snapshot_id, [tags.RETIRING])
-    return False
+    `bakery:retiring` (= `bake_id`, or any bake's, retention's included). Returns how many were deleted."""
+    return sum(ctx.ecs.release_snapshot(s, unmark=[tags.RETIRING])
+               for s in ctx.ecs.snapshots_tagged(tags.RETIRING, bake_id))  # fmt: skip
