@@ -41,10 +41,8 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup                    ## writes tests/benchmarks/results/*.json (and prints a summary)
-	$(BIN)/python tests/benchmarks/bench_localcloud.py --out tests/benchmarks/results/localcloud.json
-	$(BIN)/python tests/benchmarks/bench_pipeline.py --out tests/benchmarks/results/pipeline.json
-	$(BIN)/python tests/benchmarks/bench_coldstart.py --out tests/benchmarks/results/coldstart.json
+bench: setup                    ## issue 11's figures vs their goals: tests/benchmarks/results/bench.json + a table (BENCH_ARGS=--quick: no 1,000-sized runs)
+	$(BIN)/python -m tests.benchmarks.bench --out tests/benchmarks/results/bench.json $(BENCH_ARGS)
 
 chaos: setup                    ## randomized fleets + fault schedules, invariants after every run: tests/chaos/results/
 	@status=0; \

@@ -87,6 +87,8 @@ class LocalCloud:
         self.events = EventHub(self)
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        # access key id -> (role name, session name): STS credentials ActionTrail records as an assumed role
+        self.role_sessions: dict[str, tuple[str, str]] = {}
         self.write_calls = 0  # successful write API calls: "something changed", even when its event is lost
         # (service, action, reply) of every API call, kept only when someone asks (contract tests, traces).
         self.replies: list[tuple[str, str, Reply]] | None = [] if self.record_replies else None
@@ -248,13 +250,7 @@ class LocalCloud:
             "isGlobal": False,
             "sourceIpAddress": "127.0.0.1",
             "userAgent": user_agent,
-            "userIdentity": {
-                "type": "ram-user",
-                "accountId": self.account_id,
-                "principalId": str(int(hashlib.sha256(request.access_key_id.encode()).hexdigest(), 16) % 10**16),
-                "accessKeyId": request.access_key_id,
-                "userName": request.access_key_id,
-            },
+            "userIdentity": self._user_identity(request.access_key_id),
             "referencedResources": referenced,
         }
         # Alibaba's ActionTrail samples keep RPC params flat and add the platform's own keys; whether the
@@ -267,6 +263,20 @@ class LocalCloud:
         elif shape == "json":
             data["requestParameterJson"] = json.dumps({"RegionId": self.region, **request.params.nested})
         self.events.emit(f"acs.{service.name}", f"{service.name}:ActionTrail:ApiCall", first, data)
+
+    def _user_identity(self, access_key_id: str) -> dict[str, Any]:
+        """ActionTrail's userIdentity: a RAM user, or (STS credentials of a role session, e.g. the local FC
+        runtime's) an assumed role, shaped as ActionTrail's own sample ("Query ActionTrail events by assuming
+        a RAM role": type assumed-role, principalId "<roleId>:<session>", userName "<roleName>:<session>")."""
+        number = str(int(hashlib.sha256(access_key_id.encode()).hexdigest(), 16) % 10**16)
+        session = self.role_sessions.get(access_key_id)
+        if session is None:
+            return {"type": "ram-user", "accountId": self.account_id, "principalId": number,
+                    "accessKeyId": access_key_id, "userName": access_key_id}  # fmt: skip
+        role, name = session
+        return {"type": "assumed-role", "accountId": self.account_id, "principalId": f"{number}:{name}",
+                "accessKeyId": access_key_id, "userName": f"{role}:{name}",
+                "sessionContext": {"attributes": {"mfaAuthenticated": "false"}}}  # fmt: skip
 
     # -- admin ----------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Delivery:
     logs: list[str]
     error_type: str = ""  # the exception's type name when outcome is error/dead-letter
     stack: list[str] = field(default_factory=list)  # its stack trace, as FC's errorResponse stackTrace
+    api_calls: dict[str, int] = field(default_factory=dict)  # cloud API calls made during it, by action
 
 
 @dataclass

@@ -103,6 +103,10 @@ class LocalRuntime:
         self.template = template
         self.extra_env = {ENDPOINT_ENV: endpoint, **(extra_env or {})}
         self.credentials = Credentials("STS.LocalFcRoleAccessKey", "localcloud-fc-secret", "localcloud-fc-sts-token")
+        # What ActionTrail records for the functions' calls: a session of the role they run as.
+        role = next((fn.role_name for fn in template.functions.values() if fn.role_name), "")
+        if role:
+            cloud.role_sessions[self.credentials.access_key_id] = (role, "fc-runtime")
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[DeadLetter] = []
         # Own RNG, seeded apart from the cloud's: request ids must neither shift nor repeat the cloud's ids.
@@ -358,11 +362,14 @@ class LocalRuntime:
     ) -> tuple[Delivery, Failure | None]:
         """Call the handler with the instance's environment; capture logs, result, error."""
         with self._exec_lock:
-            if self.isolated:
-                return self._invoke_isolated(fn, payload, event_id=event_id, event_type=event_type, source=source,
-                                             attempt=attempt)  # fmt: skip
-            return self._invoke_in_process(fn, payload, event_id=event_id, event_type=event_type, source=source,
-                                           attempt=attempt)  # fmt: skip
+            with self.cloud.lock:
+                before = self.cloud.calls.copy()
+            invoke = self._invoke_isolated if self.isolated else self._invoke_in_process
+            delivery, failure = invoke(fn, payload, event_id=event_id, event_type=event_type, source=source,
+                                       attempt=attempt)  # fmt: skip
+            with self.cloud.lock:  # the calls this invocation made (one invocation at a time: all of them its own)
+                delivery.api_calls = dict(self.cloud.calls - before)
+            return delivery, failure
 
     def _invoke_isolated(
         self, fn: FunctionDef, payload: bytes, *, event_id: str, event_type: str, source: str, attempt: int

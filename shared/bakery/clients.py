@@ -56,6 +56,7 @@ def client(kind: str, settings: Settings) -> Any:
 
 def reset_clients() -> None:
     _client.cache_clear()
+    _pacer.cache_clear()
 
 
 def waiter(settings: Settings) -> Callable[[float], None]:
@@ -71,3 +72,30 @@ def waiter(settings: Settings) -> Callable[[float], None]:
         requests.post(f"http://{endpoint}/_localcloud/clock/advance", params={"seconds": f"{seconds:.3f}"}, timeout=10)
 
     return advance_local_clock
+
+
+def clock(settings: Settings) -> Callable[[], float]:
+    """The time `waiter` waits on: monotonic seconds, or against a local cloud its virtual clock (epoch seconds)."""
+    if not settings.cloud_endpoint:
+        return time.monotonic
+    endpoint = settings.cloud_endpoint
+
+    def local_clock() -> float:
+        import requests
+
+        return float(requests.get(f"http://{endpoint}/_localcloud/clock", timeout=10).json()["epoch"])
+
+    return local_clock
+
+
+@lru_cache(maxsize=16)
+def _pacer(action: str, region: str, endpoint: str) -> Any:
+    from bakery.adapters.pacing import Pacer
+
+    settings = Settings(region=region, cloud_endpoint=endpoint)
+    return Pacer(clock(settings), waiter(settings))
+
+
+def pacer(action: str, settings: Settings) -> Any:
+    """This process's pacer for `action` against the cloud `settings` name (bakery.adapters.pacing)."""
+    return _pacer(action, settings.region, settings.cloud_endpoint)

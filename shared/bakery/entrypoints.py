@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bakery import events
-from bakery.errors import InvalidEvent
+from bakery import events, tags
+from bakery.errors import InvalidEvent, NotATrigger
 from bakery.events import CloudEvent, TimerEvent
 from bakery.handler import fc_handler
 from bakery.pipeline import Pipeline
@@ -30,7 +30,12 @@ def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, 
     # Each stage is handed only the fields events.py checked (with_data), so none reads an unchecked value.
     event = _cloud_event(event, "bake")
     if event.type == events.ACTIONTRAIL_API_CALL and event.data.get("eventName") == "TagResources":
-        pipeline.on_tagged(event.with_data(events.tag_call_data(event)))
+        tagged = event.with_data(events.tag_call_data(event))
+        call = events.TagCall.parse(tagged.data, tags.TRIGGER, tags.truthy)
+        if call.resource_type not in (None, "instance") or call.trigger is False:
+            # Any tag write in the account reaches bake (Bakery's own are filtered by the trigger pattern).
+            raise NotATrigger(f"TagResources event {event.id} sets no {tags.TRIGGER}=true on an instance")
+        pipeline.on_tagged(tagged)
     elif event.type == events.ASSISTANT_TASK_COMPLETED:
         pipeline.on_preflight_done(event.with_data(events.task_completed_data(event)))
     elif event.type == events.INSTANCE_STATE_CHANGE:
@@ -57,19 +62,10 @@ def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, 
 def route_check(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
     if isinstance(event, TimerEvent):
         return {"swept": pipeline.sweep(event.trigger_time)}
+    # CreationStarted, Repaired and snapshot completion are not routed here any more: a new image cannot have
+    # finished its check, so they could only cost a call that cannot succeed; the sweep decides every image.
     event = _cloud_event(event, "check")
-    if event.type in (events.IMAGE_CREATION_STARTED, events.IMAGE_REPAIRED):
-        # An image that just started cannot be ready: ECS checks it only once it is Available, and the check
-        # takes minutes. Reading it now would cost a call that cannot succeed; the sweep decides it.
-        image_id = events.required_text(event, "imageId", events.IMAGE_ID)
-        return {"imageId": image_id, "decided": "by the sweep: a new image cannot have finished its check"}
-    if event.type == events.SNAPSHOT_COMPLETED:
-        # Likewise: an image's snapshots complete before it is Available, and its check runs after that.
-        snapshot_id = events.required_text(event, "snapshotId", events.SNAPSHOT_ID)
-        return {"snapshotId": snapshot_id, "decided": "by the sweep: the image's check runs after this"}
-    else:
-        raise InvalidEvent(f"check does not handle {event.source} {event.type}")
-    return None
+    raise InvalidEvent(f"check does not handle {event.source} {event.type} (the sweep follows every image)")
 
 
 def route_repair(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
@@ -90,18 +86,22 @@ repair = fc_handler("repair", route_repair, swept=True)
 
 
 def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
-    """bakery:Image:Ready → retention for the image's family, then bakery:Family:RetentionApplied."""
+    """bakery:Family:Promoted (what one sweep promoted into a family) → retention for the family, once, then
+    bakery:Family:RetentionApplied when it retired anything."""
     from bakery.families import plan as retention
 
     event = _cloud_event(event, "lifecycle")
-    if event.type != events.IMAGE_READY:
+    if event.type == events.FAMILY_PROMOTED:
+        image_ids = events.image_ids(event)
+        family = events.required_text(event, "family")
+    else:
         raise InvalidEvent(f"lifecycle does not handle {event.source} {event.type}")
-    image_id = events.required_text(event, "imageId", events.IMAGE_ID)
-    family = events.optional_text(event, "family")
     if not family:
-        return {"family": None, "imageId": image_id, "retention": "skipped: the image was not promoted into a family"}
-    result = retention.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_id)
-    pipeline.bus.publish(retention.retention_applied(result, image_id))
+        return {"family": None, "imageId": image_ids[0],
+                "retention": "skipped: the image was not promoted into a family"}  # fmt: skip
+    result = retention.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_ids)
+    if result.deprecated or result.deleted or result.skipped:  # nothing retired, nothing to tell: no call
+        pipeline.bus.publish(retention.retention_applied(result, image_ids))
     return {k: v for k, v in result.to_dict().items() if k != "decisions"}
 
 

@@ -20,6 +20,10 @@ class InvalidEvent(BakeryError):
     """A malformed or foreign event: dropped without any API mutation and without a retry storm."""
 
 
+class NotATrigger(InvalidEvent):
+    """A well-formed event that asks nothing of Bakery (a tag write that sets no bakery:bake=true): dropped quietly."""
+
+
 def is_throttling(code: str) -> bool:
     """Throttling codes as ECS and OOS spell them (Throttling, Throttling.User, Throttling.Api, Rejected.Throttling),
     and EventBridge's HTTP 429 TooManyRequests (EventBridge "Error codes" doc)."""

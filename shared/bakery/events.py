@@ -20,9 +20,10 @@ IMAGE_REPAIR_STARTED = "bakery:Image:RepairStarted"
 IMAGE_REPAIRED = "bakery:Image:Repaired"
 IMAGE_READY = "bakery:Image:Ready"
 BAKE_FAILED = "bakery:Bake:Failed"
+FAMILY_PROMOTED = "bakery:Family:Promoted"  # subject: the family; the images one sweep promoted into it
 FAMILY_RETENTION_APPLIED = "bakery:Family:RetentionApplied"  # subject: the family; what retention did
 BAKERY_TYPES = (BAKE_REQUESTED, IMAGE_CREATION_STARTED, IMAGE_CHECK_FAILED, IMAGE_REPAIR_STARTED, IMAGE_REPAIRED,
-                IMAGE_READY, BAKE_FAILED, FAMILY_RETENTION_APPLIED)  # fmt: skip
+                IMAGE_READY, BAKE_FAILED, FAMILY_PROMOTED, FAMILY_RETENTION_APPLIED)  # fmt: skip
 
 # The source each handled type is published under (template.yml's triggers and rules match both).
 _SOURCES = {"bakery:": SOURCE, "ecs:": "acs.ecs", "oos:": "acs.oos"}
@@ -239,6 +240,19 @@ def optional_text(event: CloudEvent, name: str, *, limit: int = MAX_TAG_VALUE) -
         raise InvalidEvent(f"{event.type} event {show(event.id)}: data.{name} must be a string of at most {limit} "
                            f"characters ({show(value)})")  # fmt: skip
     return value
+
+
+MAX_PROMOTED = 1000  # image ids in one bakery:Family:Promoted (a sweep's promotions into one family)
+
+
+def image_ids(event: CloudEvent, name: str = "imageIds") -> tuple[str, ...]:
+    """data.<name>: 1-MAX_PROMOTED distinct image ids."""
+    value = event.data.get(name)
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_PROMOTED
+            or not all(isinstance(v, str) and IMAGE_ID.fullmatch(v) for v in value) or len(set(value)) != len(value)):  # fmt: skip
+        raise InvalidEvent(f"{event.type} event {show(event.id)}: data.{name} must be 1-{MAX_PROMOTED} distinct image "
+                           f"ids ({show(value)})")  # fmt: skip
+    return tuple(value)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bakery.config import Settings
-from bakery.errors import BakeFailure, ConfigError, InvalidEvent, RetryableError
+from bakery.errors import BakeFailure, ConfigError, InvalidEvent, NotATrigger, RetryableError
 from bakery.events import CloudEvent, TimerEvent, parse_invocation, show
 from bakery.log import bound, configure, get_logger
 from bakery.pipeline import Pipeline
@@ -59,6 +59,9 @@ def fc_handler(name: str, route: Route, *, swept: bool = False) -> Callable[[byt
             with bound(**event_fields):
                 try:
                     outcome = route(Pipeline.from_settings(settings), parsed)
+                except NotATrigger as exc:  # every tag write in the account can reach bake: no warning each
+                    log.info("dropped an event that asks nothing of Bakery", reason=str(exc))
+                    return json.dumps({"status": "dropped", "reason": str(exc)})
                 except InvalidEvent as exc:
                     log.warning("dropped an event this function does not handle", reason=str(exc))
                     return json.dumps({"status": "dropped", "reason": str(exc)})

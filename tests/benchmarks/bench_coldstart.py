@@ -282,13 +282,10 @@ class Chain:
 # -- the benchmark -------------------------------------------------------------------------------
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tests/benchmarks/results/coldstart.json")
-    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per import measurement")
-    parser.add_argument("--chains", type=int, default=2, help="full bakes (tag to promoted) for the RSS samples")
-    args = parser.parse_args()
-
+def measure(repeat: int = 5, chains: int = 2, *, source_only: bool = True,
+            log: Any = lambda m: print(m, flush=True)) -> dict[str, Any]:  # fmt: skip
+    """Build the artifacts, time their imports (`repeat` fresh processes each; `source_only`: also without
+    bytecode) and run `chains` full bakes of cold invocations. Returns the results document."""
     specs = read_functions(TEMPLATE)
     version = specs[0].python_version
     python = find_python(version)
@@ -300,36 +297,36 @@ def main() -> int:
     template = load_template(TEMPLATE, {"RepairZoneId": f"{scenario.region}-h", **LOCAL_PARAMETERS},
                              region=scenario.region, account_id=scenario.account_id)  # fmt: skip
     by_artifact = {s.artifact: s for s in specs}
+    variants = (("", True), ("_no_bytecode", False)) if source_only else (("", True),)
 
     with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as tmp:
         work = Path(tmp)
-        print(f"building the artifacts for python{override or version} ...", flush=True)
+        log(f"building the artifacts for python{override or version} ...")
         artifacts = build(work / "dist", template=TEMPLATE, python_version=override, log=lambda _m: None)
-        roots: dict[str, Path] = {}
-        bare: dict[str, Path] = {}
+        roots: dict[str, dict[str, Path]] = {key: {} for key, _ in variants}
         for artifact in artifacts:
             name = by_artifact[artifact.path.name].name
-            roots[name] = _unzip(artifact.path, work / "fn" / name, bytecode=True)
-            bare[name] = _unzip(artifact.path, work / "fn-source-only" / name, bytecode=False)
+            for key, bytecode in variants:
+                roots[key][name] = _unzip(artifact.path, work / f"fn{key}" / name, bytecode=bytecode)
 
         names = [by_artifact[a.path.name].name for a in artifacts]
         samples: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in names}
-        print(f"import times: {args.repeat} fresh python{runtime} processes per measurement ...", flush=True)
-        for _ in range(args.repeat):
+        log(f"import times: {repeat} fresh python{runtime} processes per measurement ...")
+        for _ in range(repeat):
             for name in names:
-                for key, root in (("", roots[name]), ("_no_bytecode", bare[name])):
-                    handler = _import(python, root, ["index"])
-                    sdk = _import(python, root, SDK_CLIENTS)
+                for key, _bytecode in variants:
+                    handler = _import(python, roots[key][name], ["index"])
+                    sdk = _import(python, roots[key][name], SDK_CLIENTS)
                     samples[name]["import_ms" + key].append(handler["ms"])
                     samples[name]["sdk_import_ms" + key].append(sdk["ms"])
                     samples[name]["import_rss_mb" + key].append(handler["rss_kb"] / 1024)
         baseline_rss_mb = json.loads(_run(python, ["-c", PEAK + "print(peak_kb())"]))
 
-        print(f"full invocations: {args.chains} bake(s) of {INSTANCE} against `localcloud serve` ...", flush=True)
+        log(f"full invocations: {chains} bake(s) of {INSTANCE} against `localcloud serve` ...")
         cloud = ServedCloud(SCENARIO)
-        chain = Chain(cloud, template, python, roots, work)
+        chain = Chain(cloud, template, python, roots[""], work)
         try:
-            chains = [chain.run() for _ in range(args.chains)]
+            runs = [chain.run() for _ in range(chains)]
         finally:
             cloud.close()
 
@@ -346,8 +343,8 @@ def main() -> int:
             "import_ms_median": import_ms,
             "sdk_import_ms_median": sdk_ms,
             "ratio": round(import_ms / sdk_ms, 2) if sdk_ms else None,
-            "import_ms_median_no_bytecode": _median(s["import_ms_no_bytecode"]),
-            "sdk_import_ms_median_no_bytecode": _median(s["sdk_import_ms_no_bytecode"]),
+            "import_ms_median_no_bytecode": _median(s["import_ms_no_bytecode"]) if source_only else None,
+            "sdk_import_ms_median_no_bytecode": _median(s["sdk_import_ms_no_bytecode"]) if source_only else None,
             "import_rss_mb_median": _median(s["import_rss_mb"]),
             "invocations": len(calls),
             "events": dict(sorted(Counter(i["event"] for i in calls).items())),
@@ -360,35 +357,48 @@ def main() -> int:
             "template_memory_size_mb": template.functions[spec.name].memory_mb,
             "recommended_memory_size_mb": memory_size(peak) if calls else None,
         }
-    result = {
+    return {
         "benchmark": "coldstart",
         "runtime_python": runtime,
         "host_python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus",
         "artifacts_built_for": f"python{override or version}",
         "bytecode_in_artifacts": artifacts[0].compiled,
-        "repeat": args.repeat,
+        "repeat": repeat,
         "baseline_rss_mb": round(baseline_rss_mb / 1024, 1),
         "memory_rule": f"smallest {MEMORY_STEP_MB} MB step >= {HEADROOM} x peak_rss_mb (>= 50% headroom)",
-        "chains": chains,
+        "chains": runs,
         "errors": [i for i in chain.invocations if i["error"]][:5],
         "functions": functions,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
+
+def print_table(result: dict[str, Any]) -> None:
     print(f"{'function':<16} {'import ms':>9} {'SDK ms':>7} {'ratio':>5} {'no-pyc ms':>9} {'cold ms':>8} "
           f"{'calls':>5} {'peak RSS':>9} {'MemorySize':>10}")  # fmt: skip
-    for name, row in functions.items():
+    for name, row in result["functions"].items():
         print(f"{name:<16} {row['import_ms_median']:>9.0f} {row['sdk_import_ms_median']:>7.0f} {row['ratio'] or 0:>5.2f} "
-              f"{row['import_ms_median_no_bytecode']:>9.0f} {row['cold_start_ms_median']:>8.0f} {row['invocations']:>5} "
+              f"{row['import_ms_median_no_bytecode'] or 0:>9.0f} {row['cold_start_ms_median']:>8.0f} {row['invocations']:>5} "
               f"{row['peak_rss_mb']:>6.1f} MB {row['recommended_memory_size_mb'] or 0:>7} MB")  # fmt: skip
-    for c in chains:
-        print(
-            f"bake of {c['instance']}: {c['outcome']} after {c['simulated_seconds']} simulated s, {c['invocations']} invocations"
-        )
-    print(f"wrote {args.out}")
-    return 0
+    for c in result["chains"]:
+        print(f"bake of {c['instance']}: {c['outcome']} after {c['simulated_seconds']} simulated s, "
+              f"{c['invocations']} invocations")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="write the results here too (make bench records them in bench.json)")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per import measurement")
+    parser.add_argument("--chains", type=int, default=2, help="full bakes (tag to promoted) for the RSS samples")
+    parser.add_argument("--no-source-only", action="store_true", help="skip the imports without bytecode")
+    args = parser.parse_args()
+    result = measure(args.repeat, args.chains, source_only=not args.no_source_only)
+    print_table(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0 if all(c["outcome"] == "bakery:Image:Ready" for c in result["chains"]) and not result["errors"] else 1
 
 
 if __name__ == "__main__":

@@ -94,31 +94,37 @@ def fleet_through_available(instances: int) -> dict[str, Any]:
     return result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="tests/benchmarks/results/localcloud.json")
-    parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--instances", type=int, default=200)
-    args = parser.parse_args()
-    http = requests_per_second("http", args.calls)
-    inprocess = requests_per_second("inprocess", args.calls)
-    fleet = fleet_through_available(args.instances)
-    report = {
+def measure(calls: int = 500, instances: int = 200) -> dict[str, Any]:
+    http = requests_per_second("http", calls)
+    inprocess = requests_per_second("inprocess", calls)
+    return {
         "benchmark": "localcloud",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "requests_per_second": {"http": http, "inprocess": inprocess},
         "inprocess_over_http_ratio": round(inprocess["requests_per_second"] / http["requests_per_second"], 2),
-        "fleet_through_available": fleet,
+        "fleet_through_available": fleet_through_available(instances),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", help="write the results here too (make bench records them in bench.json)")
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--instances", type=int, default=200)
+    args = parser.parse_args()
+    report = measure(args.calls, args.instances)
+    http, inprocess = report["requests_per_second"]["http"], report["requests_per_second"]["inprocess"]
+    fleet = report["fleet_through_available"]
     print(f"requests/s  http: {http['requests_per_second']}  in-process: {inprocess['requests_per_second']}  "
           f"(ratio {report['inprocess_over_http_ratio']})")  # fmt: skip
     print(f"{fleet['instances']}-instance fleet through Available: {fleet['wall_seconds']} s wall, "
           f"{fleet['simulated_seconds']:.0f} s simulated, {fleet['api_calls']} API calls")  # fmt: skip
-    print(f"written to {out}")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {out}")
     return 0
 
 

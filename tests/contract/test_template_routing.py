@@ -33,16 +33,21 @@ EXPECTED_DELIVERIES: dict[str, list[str]] = {
     "bakery-bake-requested.json": [BAKE],
     "bakery-bake-requested.snapshots.json": [BAKE],  # one image from snapshots of several instances' disks
     "bakery-image-checkfailed.json": [REPAIR],
-    "bakery-image-creationstarted.json": [CHECK],
+    # For users: a new image cannot have finished its check, so the sweep decides it (no function woken).
+    "bakery-image-creationstarted.json": [],
+    "bakery-family-promoted.json": [LIFECYCLE],  # retention, once per family per sweep
     "bakery-family-retentionapplied.json": [],  # terminal: for users
-    "bakery-image-ready.json": [LIFECYCLE],  # retention for the family (and for users' notifications)
-    "bakery-image-repaired.json": [CHECK],
+    "bakery-image-ready.json": [],  # for users' notifications (retention runs on Family:Promoted)
+    "bakery-image-repaired.json": [],  # for users: the sweep follows the repaired image
     "bakery-image-repairstarted.json": [],  # for users: repair follows its execution itself
-    "ecs-actiontrail-tagresources.bakery-own-write.json": [BAKE],  # bake receives it and ignores it
+    # Bakery's own tag writes (its role's session, as ActionTrail names it) wake nothing.
+    "ecs-actiontrail-tagresources.bakery-own-write.json": [],
     "ecs-actiontrail-tagresources.json": [BAKE],
+    # A caller recorded without userName (a root account): the second trigger, so the filter never loses it.
+    "ecs-actiontrail-tagresources.root-account.json": [BAKE],
     "ecs-cloudassistant-taskcompleted.json": [BAKE],
     "ecs-instance-statechange.stopped.json": [BAKE],
-    "ecs-snapshot-createsnapshotcompleted.json": [CHECK],
+    "ecs-snapshot-createsnapshotcompleted.json": [],  # the image's check runs after this: the sweep decides
     "oos-execution-statuschange.failed.json": [REPAIR],
     "timer-sweep.json": [CHECK],
 }
@@ -144,8 +149,8 @@ def test_the_routing_check_reports_nothing_for_the_real_template() -> None:
 
 
 def test_a_sample_on_another_bus_is_not_delivered_by_rules_of_the_bakery_bus() -> None:
-    # Given a Bakery event that routes to check on the bakery bus, published on the default bus instead
-    event = {**load_sample("bakery-image-creationstarted.json"), "aliyuneventbusname": "default"}
+    # Given a Bakery event that routes to lifecycle on the bakery bus, published on the default bus instead
+    event = {**load_sample("bakery-family-promoted.json"), "aliyuneventbusname": "default"}
 
     # When it is routed / Then nothing receives it: rules belong to one bus
     assert deliveries(local_template(), event) == []
@@ -175,33 +180,40 @@ def _rename_check_failed(resources: dict[str, Any]) -> None:
 
 
 def _tag_trigger_on_untag(resources: dict[str, Any]) -> None:
-    props = resources["BakeOnTagTrigger"]["Properties"]["TriggerConfig"]
-    props["eventRuleFilterPattern"] = props["eventRuleFilterPattern"].replace("TagResources", "UntagResources")
+    props = resources["BakeOnTagTrigger"]["Properties"]["TriggerConfig"]["eventRuleFilterPattern"]
+    props["Fn::Sub"] = props["Fn::Sub"].replace("TagResources", "UntagResources")
 
 
 def _requested_rule_on_default_bus(resources: dict[str, Any]) -> None:
     resources["BakeRequestedRule"]["Properties"]["EventBusName"] = "default"
 
 
-def _check_rule_also_to_repair(resources: dict[str, Any]) -> None:
+def _lifecycle_rule_also_to_repair(resources: dict[str, Any]) -> None:
     target = json.loads(json.dumps(resources["RepairRule"]["Properties"]["Targets"][0]))
-    resources["CheckRule"]["Properties"]["Targets"].append(target)
+    resources["LifecycleRule"]["Properties"]["Targets"].append(target)
 
 
-def _ready_routed_to_check(resources: dict[str, Any]) -> None:
-    resources["CheckRule"]["Properties"]["FilterPattern"]["type"].append("bakery:Image:Ready")
+def _ready_routed_to_lifecycle(resources: dict[str, Any]) -> None:
+    resources["LifecycleRule"]["Properties"]["FilterPattern"]["type"].append("bakery:Image:Ready")
 
 
-def _retention_on_repaired_instead_of_ready(resources: dict[str, Any]) -> None:
+def _retention_on_repaired_instead_of_promoted(resources: dict[str, Any]) -> None:
     resources["LifecycleRule"]["Properties"]["FilterPattern"]["type"] = ["bakery:Image:Repaired"]
+
+
+def _own_writes_filter_dropped(resources: dict[str, Any]) -> None:
+    config = resources["BakeOnTagTrigger"]["Properties"]["TriggerConfig"]
+    config["eventRuleFilterPattern"] = (
+        '{"source":["acs.ecs"],"type":["ecs:ActionTrail:ApiCall"],"data":{"eventName":["TagResources"]}}'
+    )
+
+
+def _unnamed_trigger_disabled(resources: dict[str, Any]) -> None:
+    resources["BakeOnTaggedUnnamedTrigger"]["Properties"]["TriggerConfig"]["triggerEnable"] = False
 
 
 def _sweep_timer_renamed(resources: dict[str, Any]) -> None:
     resources["CheckSweepTimer"]["Properties"]["TriggerName"] = "sweeper"
-
-
-def _snapshot_trigger_disabled(resources: dict[str, Any]) -> None:
-    resources["CheckOnSnapshotTrigger"]["Properties"]["TriggerConfig"]["triggerEnable"] = False
 
 
 # Each edit still loads, and the routing check names exactly the samples whose delivery it changes.
@@ -209,10 +221,7 @@ ROUTING_EDITS = [
     (_rename_check_failed, ["bakery-image-checkfailed.json: delivered to [], expected ['bakery-repair']"]),
     (
         _tag_trigger_on_untag,
-        [
-            "ecs-actiontrail-tagresources.bakery-own-write.json: delivered to [], expected ['bakery-bake']",
-            "ecs-actiontrail-tagresources.json: delivered to [], expected ['bakery-bake']",
-        ],
+        ["ecs-actiontrail-tagresources.json: delivered to [], expected ['bakery-bake']"],
     ),
     (
         _requested_rule_on_default_bus,
@@ -222,27 +231,31 @@ ROUTING_EDITS = [
         ],
     ),
     (
-        _check_rule_also_to_repair,
+        _lifecycle_rule_also_to_repair,
         [
-            "bakery-image-creationstarted.json: delivered to ['bakery-check', 'bakery-repair'], expected ['bakery-check']",
-            "bakery-image-repaired.json: delivered to ['bakery-check', 'bakery-repair'], expected ['bakery-check']",
+            "bakery-family-promoted.json: delivered to ['bakery-lifecycle', 'bakery-repair'], expected ['bakery-lifecycle']"
         ],
     ),
+    (_ready_routed_to_lifecycle, ["bakery-image-ready.json: delivered to ['bakery-lifecycle'], expected []"]),
     (
-        _ready_routed_to_check,
-        ["bakery-image-ready.json: delivered to ['bakery-check', 'bakery-lifecycle'], expected ['bakery-lifecycle']"],
-    ),
-    (
-        _retention_on_repaired_instead_of_ready,
+        _retention_on_repaired_instead_of_promoted,
         [
-            "bakery-image-ready.json: delivered to [], expected ['bakery-lifecycle']",
-            "bakery-image-repaired.json: delivered to ['bakery-check', 'bakery-lifecycle'], expected ['bakery-check']",
+            "bakery-family-promoted.json: delivered to [], expected ['bakery-lifecycle']",
+            "bakery-image-repaired.json: delivered to ['bakery-lifecycle'], expected []",
         ],
     ),
     (_sweep_timer_renamed, ["timer-sweep.json: delivered to [], expected ['bakery-check']"]),
     (
-        _snapshot_trigger_disabled,
-        ["ecs-snapshot-createsnapshotcompleted.json: delivered to [], expected ['bakery-check']"],
+        _own_writes_filter_dropped,
+        [
+            "ecs-actiontrail-tagresources.bakery-own-write.json: delivered to ['bakery-bake'], expected []",
+            "ecs-actiontrail-tagresources.root-account.json: delivered to ['bakery-bake', 'bakery-bake'], "
+            "expected ['bakery-bake']",
+        ],
+    ),
+    (
+        _unnamed_trigger_disabled,
+        ["ecs-actiontrail-tagresources.root-account.json: delivered to [], expected ['bakery-bake']"],
     ),
 ]
 
@@ -295,13 +308,13 @@ def test_a_rule_targeting_an_undeclared_function_fails_to_load(tmp_path: Path) -
 def test_a_rule_whose_endpoint_and_function_param_disagree_fails_to_load(tmp_path: Path) -> None:
     # Given a copy of template.yml whose check rule's Endpoint says repair but its functionName param says check
     def mutate(resources: dict[str, Any]) -> None:
-        target = resources["CheckRule"]["Properties"]["Targets"][0]
-        target["Endpoint"]["Fn::Sub"] = target["Endpoint"]["Fn::Sub"].replace("bakery-check", "bakery-repair")
+        target = resources["LifecycleRule"]["Properties"]["Targets"][0]
+        target["Endpoint"]["Fn::Sub"] = target["Endpoint"]["Fn::Sub"].replace("bakery-lifecycle", "bakery-repair")
 
     path = _mutated_template(tmp_path, mutate)
 
     # When it is loaded / Then loading fails naming both names
     with pytest.raises(
-        TemplateError, match=r"Endpoint names 'bakery-repair' but the functionName param names 'bakery-check'"
+        TemplateError, match=r"Endpoint names 'bakery-repair' but the functionName param names 'bakery-lifecycle'"
     ):
         local_template(path)

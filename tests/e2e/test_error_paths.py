@@ -115,13 +115,13 @@ def put(run, event_id: str, event_type: str, data: str, subject: str = "") -> No
 
 # (event id, type, data): each matches a rule on the bakery bus, none is a bake Bakery started.
 FOREIGN_EVENTS = [
-    ("x-traversal", "bakery:Image:CreationStarted", json.dumps({"imageId": "../../etc/passwd"})),
+    ("x-traversal", "bakery:Family:Promoted", json.dumps({"family": "web", "imageIds": ["../../etc/passwd"]})),
     ("x-no-instance", "bakery:Bake:Requested", json.dumps({"note": "no instanceId"})),
     ("x-not-json", "bakery:Image:CheckFailed", "{not json"),
-    ("x-array", "bakery:Image:Repaired", json.dumps(["m-web-v0"])),
+    ("x-array", "bakery:Family:Promoted", json.dumps(["m-web-v0"])),
     ("x-bad-instance", "bakery:Bake:Requested", json.dumps({"instanceId": "i-app; rm -rf /"})),
     # Well-formed, naming real resources that are not in a bake: handled, and nothing happens.
-    ("x-not-ours", "bakery:Image:Repaired", json.dumps({"imageId": "m-web-v0", "bakeId": "b-0000000000000000"})),
+    ("x-not-ours", "bakery:Family:Promoted", json.dumps({"family": "web", "imageIds": ["m-web-v0"]})),
     # (A Bake:Requested for an existing instance is a real request — it bakes if the instance opted in with
     # bakery:allow-requests=true; one for a gone instance does nothing.)
     ("x-gone", "bakery:Bake:Requested", json.dumps({"instanceId": "i-gone", "bakeId": "b-1111111111111111"})),

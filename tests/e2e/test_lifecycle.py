@@ -58,11 +58,12 @@ def test_after_a_bake_the_lifecycle_function_deprecates_what_falls_out_of_the_ne
     # When the bake runs to the end, through template.yml
     baked = bake(scenario)
 
-    # Then the new image is ready and resolves the family, and the lifecycle function ran once on its Ready
+    # Then the new image is ready and resolves the family, and the lifecycle function ran once, on the family's
+    # promotion (bakery:Family:Promoted: one per family per sweep, not one per Ready)
     new_image = baked.bake_of("i-web1")["imageId"]
     assert baked.newest_in_family("web") == new_image
     (delivery,) = baked.deliveries(function="bakery-lifecycle")
-    assert (delivery.event_type, delivery.outcome) == ("bakery:Image:Ready", "ok")
+    assert (delivery.event_type, delivery.outcome) == ("bakery:Family:Promoted", "ok")
 
     # ... the oldest image was deprecated (still there, snapshots too), the other two untouched
     assert [status_of(baked, i) for i in ("m-web-v1", "m-web-v2", "m-web-v3")] == [

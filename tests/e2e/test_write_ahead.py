@@ -190,7 +190,8 @@ def test_a_bake_that_ends_after_its_repair_finished_takes_the_bare_repaired_imag
     scenario = {
         "seed": 111,
         "instances": [{"id": "i-r", "guest": {"check_failures": ["Nvme"]}}],
-        "faults": [{"action": "ListExecutions", "code": "Forbidden.RAM", "nth": 6}],
+        # the 3rd ListExecutions is the one that finds the execution Success (the two before see it Running)
+        "faults": [{"action": "ListExecutions", "code": "Forbidden.RAM", "nth": 3}],
         "actions": [trigger("i-r", family="web")],
     }
     baked = bake(scenario)

@@ -58,7 +58,16 @@ class Region:
         return code, json.loads(out)
 
     def run_until_idle(self) -> None:
-        self.runtime.run_until_idle()
+        """Until the cloud is quiet and no bake is in flight: the sweep does not query every minute, so one
+        quiet minute (the runtime's idle) can fall between a finished image check and the listing that sees it."""
+        for _ in range(20):
+            self.runtime.run_until_idle()
+            ecs = self.cloud.ecs
+            claimed = any(tags.BAKE_ID in i.tags for i in ecs.instances.values())
+            flying = any(i.tags.get(tags.IN_FLIGHT) == "true" for i in ecs.images.values())
+            if not claimed and not flying:
+                return
+            self.runtime.run_until(self.cloud.clock.now + 60)
 
     def instance_tags(self, instance_id: str) -> dict[str, str]:
         body = self.ecs.describe_instances(

@@ -183,7 +183,7 @@ def test_dry_run_on_a_fresh_region_plans_everything_and_changes_nothing(
     assert f"  bucket    create {BUCKET} in cn-hangzhou" in run.out
     assert f"  code      oss://{BUCKET}/{prefix}/" in run.out  # the build is reproducible: same hash
     assert len(re.findall(r"^ +new +\w+\.zip", run.out, re.M)) == 4
-    assert "  stack     create bakery: 4 ALIYUN::EventBridge::Rule" in run.out
+    assert "  stack     create bakery: 3 ALIYUN::EventBridge::Rule" in run.out
     assert "Dry run: nothing was changed in the cloud" in run.out
     assert (project / "build" / "deploy" / "bakery" / "bake.zip").is_file()
     assert fresh.cloud.state() == state and fresh.writes() == writes == (0, {})
@@ -253,12 +253,12 @@ def test_deploy_creates_buses_bucket_objects_and_the_stack(deployed: tuple[Regio
     assert run.code == 0, run.out + run.err
     prefix = _prefix(artifacts)
     for line in ("Created bus bakery.", "Created bus bakery-dead-letter.", f"Created bucket {BUCKET} in cn-hangzhou.",
-                 "Uploaded bake.zip", "Creating stack bakery (19 resources); ROS events:",
+                 "Uploaded bake.zip", "Creating stack bakery (18 resources); ROS events:",
                  "Stack bakery: CREATE_COMPLETE in", "Outputs:", "Next:"):  # fmt: skip
         assert line in run.out, line
     events = _event_lines(run.out)
     assert "CREATE_IN_PROGRESS" in events[0] and "ALIYUN::ROS::Stack" in events[0]
-    assert "[19/19]  CREATE_COMPLETE" in events[-1] and "ALIYUN::ROS::Stack" in events[-1]
+    assert "[18/18]  CREATE_COMPLETE" in events[-1] and "ALIYUN::ROS::Stack" in events[-1]
     assert any("CREATE_COMPLETE" in e and "BakeFunction" in e for e in events)
     assert re.search(r"EventBusName +bakery ", run.out)
     flags = f"--region {region.cloud.region} --endpoint {region.server.endpoint}"

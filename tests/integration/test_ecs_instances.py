@@ -501,3 +501,24 @@ def test_describe_disks_shows_the_local_hdd_of_a_d1ne_instance(make_env):
 
     # Then they are local HDDs
     assert [d.category for d in disks] == ["local_hdd_pro"]
+
+
+def test_the_adapter_reads_up_to_100_instances_a_call_by_id_over_the_wire() -> None:
+    # Given 130 instances (DescribeInstances takes at most 100 ids, and pages 10 at a time by default)
+    from bakery.adapters.ecs import Ecs
+    from bakery.clients import reset_clients
+    from bakery.config import Settings
+    from localcloud import LocalCloud, Scenario
+    from localcloud.testing import running
+
+    cloud = LocalCloud(Scenario.from_mapping({"instances": [{"id": f"i-{n:03d}"} for n in range(130)]}))
+    with running(cloud, "inprocess") as env:
+        reset_clients()
+        ecs = Ecs(Settings(region=env.region, cloud_endpoint=env.endpoint, access_key_id="ak", access_key_secret="sk"))
+        wanted = [f"i-{n:03d}" for n in range(130)] + ["i-gone"]
+        # When they are read by id (one that does not exist among them)
+        found = ecs.instances(wanted)
+        # Then every existing one comes back, in two calls (100 + 31 ids)
+        assert sorted(i.instance_id for i in found) == wanted[:130]
+        assert cloud.calls["DescribeInstances"] == 2
+    cloud.close()

@@ -57,3 +57,20 @@ def test_api_call_seconds_makes_each_call_take_simulated_time() -> None:
         # Then one simulated second has passed
         assert cloud.clock.now - before == 1.0
     cloud.close()
+
+
+def test_a_burst_of_create_image_calls_is_paced_after_the_first_throttle() -> None:
+    # Given CreateImage limited to 5 calls per simulated second and 12 instances to image at the same instant
+    scenario = {"rate_limits": {"CreateImage": 5}, "instances": [{"id": f"i-{n}"} for n in range(12)]}
+    cloud = LocalCloud(Scenario.from_mapping(scenario))
+    with running(cloud, "inprocess") as env:
+        ecs = _ecs(env)
+        before = cloud.clock.now
+        # When each is imaged, one after another, from one process (one warm FC instance)
+        for n in range(12):
+            ecs.create_image(f"i-{n}", name=f"img-{n}", description="", tags={}, client_token=f"t-{n}")
+        # Then once the limit refused a call, the rest waited their turn instead of being refused one by one
+        assert cloud.errors["CreateImage:Throttling"] <= 2
+        assert cloud.calls["CreateImage"] == 12 + cloud.errors["CreateImage:Throttling"]
+        assert cloud.clock.now - before >= (12 - 5) / 5 - 0.01  # at the limit's pace, not faster
+    cloud.close()

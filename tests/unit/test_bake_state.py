@@ -90,18 +90,18 @@ def test_set_state_refuses_a_move_outside_the_table_before_writing() -> None:
     ctx.ecs.tag.assert_not_called()
 
 
-def test_the_sweep_makes_one_query_a_minute_when_nothing_is_in_flight() -> None:
+def test_the_sweep_makes_at_most_one_query_a_minute_when_nothing_is_in_flight() -> None:
     ctx = _context()
     counts = {}
     for minute in range(20):  # twenty minutes of an idle deployment
         counts = sweep.sweep(ctx, f"2024-01-01T00:{minute:02d}:00Z")
     assert counts == {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0,
-                      "snapshots": 0}  # fmt: skip
-    ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)  # minute 0: the hourly collection
+                      "snapshots": 0, "promoted": 0}  # fmt: skip
+    ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)  # minute 2: the hourly collection
     images = [c.args for c in ctx.ecs.images_tagged.call_args_list]
     instances = [c.args for c in ctx.ecs.instances_tagged.call_args_list]
-    assert images == [(tags.IN_FLIGHT, "true")] * 16  # four minutes in five
-    assert instances == [(tags.TRIGGER,), (tags.BAKE_ID,), (tags.TRIGGER,), (tags.BAKE_ID,)]  # every fifth, alternating
+    assert images == [(tags.IN_FLIGHT, "true")] * 7  # every third minute: 0, 3, 6, 9, 12, 15, 18
+    assert instances == [(tags.TRIGGER,), (tags.BAKE_ID,), (tags.TRIGGER,)]  # minutes 1, 6 (with images), 16
     ctx.ecs.image.assert_not_called()  # nothing is re-read
 
 
@@ -117,7 +117,7 @@ def test_one_failing_query_or_bake_does_not_stop_the_sweep_for_the_others() -> N
             raise KeyError("a bug in one bake's step")
 
     with patch.object(sweep.check, "follow_image", follow_image):
-        counts = sweep.sweep(ctx, "2024-01-01T00:01:00Z")
+        counts = sweep.sweep(ctx, "2024-01-01T00:03:00Z")  # an image-listing minute
     assert decided == ["m-1", "m-2"]  # the second is still decided, from the listing (no re-read)
     assert counts["errors"] == 1
     ctx.ecs.image.assert_not_called()
@@ -131,7 +131,7 @@ def test_with_the_image_listing_unanswered_no_claimed_bake_is_judged_lost() -> N
     claimed = Instance("i-1", "Running", "ecs.g7.large", "linux", "Aliyun", "x86_64",
                        {tags.BAKE_ID: "b-lost", tags.STATE: state.CREATING})  # fmt: skip
     ctx.ecs.instances_tagged.side_effect = lambda key, value=None: [claimed] if key == tags.BAKE_ID else []
-    counts = sweep.sweep(ctx, "2024-01-01T00:05:00Z")  # a claimed-instances minute
+    counts = sweep.sweep(ctx, "2024-01-01T00:06:00Z")  # a claimed-instances minute
     assert counts["deferred"] == 1
     ctx.bus.publish.assert_not_called()
     ctx.ecs.tag.assert_not_called()

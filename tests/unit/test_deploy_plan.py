@@ -233,7 +233,7 @@ def test_a_parameter_change_shows_where_it_lands() -> None:
 
 def test_added_and_removed_resources() -> None:
     edited = _edited()
-    edited["Resources"]["ExtraRule"] = dict(edited["Resources"]["CheckRule"])
+    edited["Resources"]["ExtraRule"] = dict(edited["Resources"]["RepairRule"])
     del edited["Resources"]["LifecycleRule"]
     lines = [c.line() for c in diff_templates(_resolved(TEMPLATE), _resolved(edited))]
     assert lines == ["+ ExtraRule (ALIYUN::EventBridge::Rule)", "- LifecycleRule (ALIYUN::EventBridge::Rule)"]

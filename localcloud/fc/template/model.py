@@ -68,6 +68,7 @@ class FunctionDef:
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S
     on_failure: str | None = None  # DestinationConfig.OnFailure.Destination ARN
     role_actions: list[str] = field(default_factory=list)
+    role_name: str = ""  # the RAM role it runs as, as its ARN spells it ("" = none)
 
     @property
     def module_path(self) -> str:

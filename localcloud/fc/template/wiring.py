@@ -94,9 +94,9 @@ class WiringMixin:
                 raise self.error("the FC_ prefix is reserved for the runtime", lid, f"EnvironmentVariables.{key}")
         role = self._prop(lid, "Role", required=False, default=None)
         role_actions: list[str] = []
+        role_name = role.rpartition("/")[2] if isinstance(role, str) else ""  # as spelled: ActionTrail shows it so
         if isinstance(role, str):  # an ARN acs:ram::<account>:role/<name>; RAM role names are case-insensitive
-            role_name = role.rpartition("/")[2].lower()
-            role_actions = next((r.actions for r in roles.values() if r.name.lower() == role_name), [])
+            role_actions = next((r.actions for r in roles.values() if r.name.lower() == role_name.lower()), [])
         code = self._prop(lid, "Code", required=False, default={}) or {}
         fn = FunctionDef(
             logical_id=lid,
@@ -109,6 +109,7 @@ class WiringMixin:
             code_dir=code_locator(lid, code) if code_locator else self._local_code_dir(lid),
             code=code,
             role_actions=list(role_actions),
+            role_name=role_name,
         )
         if fn.code_dir is not None and not fn.handler_file.is_file():
             where = "Metadata.LocalCodeUri" if code_locator is None else "Code"

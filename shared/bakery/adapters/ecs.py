@@ -10,7 +10,7 @@ from typing import Any
 from alibabacloud_ecs20140526 import models as m
 
 from bakery.adapters.sdk import call
-from bakery.clients import client, waiter
+from bakery.clients import client, pacer, waiter
 from bakery.config import Settings
 from bakery.errors import CloudError, RetryableError
 from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Instance, Snapshot
@@ -18,14 +18,20 @@ from bakery.model import CheckItem, CommandResult, Disk, Image, ImageDisk, Insta
 ALL_IMAGE_STATUSES = "Creating,Waiting,Available,UnAvailable,CreateFailed,Deprecated"
 
 
+# Actions whose account-wide rate limit a fleet meets at once (every bake's CreateImage within seconds): paced.
+PACED = frozenset({"CreateImage"})
+
+
 class Ecs:
     def __init__(self, settings: Settings) -> None:
         self.region = settings.region
+        self._settings = settings
         self._client = client("ecs", settings)
         self._wait = waiter(settings)
 
     def _call(self, action: str, method: Any, request: Any) -> Any:
-        return call("ecs", action, method, request, wait=self._wait).body
+        pace = pacer(action, self._settings) if action in PACED else None
+        return call("ecs", action, method, request, wait=self._wait, pacer=pace).body
 
     # -- instances ---------------------------------------------------------------------------------
 
@@ -34,6 +40,21 @@ class Ecs:
                           m.DescribeInstancesRequest(region_id=self.region, instance_ids=json.dumps([instance_id])))  # fmt: skip
         found = body.instances.instance if body.instances else []
         return _instance(found[0]) if found else None
+
+    def instances(self, instance_ids: Sequence[str]) -> list[Instance]:
+        """The instances of `instance_ids` that exist: DescribeInstances takes up to 100 ids (a JSON array)."""
+        ids, result = list(dict.fromkeys(instance_ids)), []
+        for start in range(0, len(ids), 100):
+            token = None
+            while True:
+                body = self._call("DescribeInstances", self._client.describe_instances, m.DescribeInstancesRequest(
+                    region_id=self.region, instance_ids=json.dumps(ids[start : start + 100]), max_results=100,
+                    next_token=token))  # fmt: skip
+                result += [_instance(i) for i in (body.instances.instance if body.instances else [])]
+                token = body.next_token
+                if not token:
+                    break
+        return result
 
     def instances_tagged(self, key: str, value: str | None = None) -> list[Instance]:
         """Every instance carrying tag `key` (= `value`), over all pages: O(pages), not O(instances)."""

@@ -12,6 +12,8 @@ from bakery.config import Settings
 from bakery.errors import RetryableError
 from bakery.events import BakeryEvent
 
+MAX_EVENTS = 16  # per PutEvents request (help.aliyun.com/en/eventbridge/putevents; the RPC's own: UNCONFIRMED)
+
 
 class EventBus:
     def __init__(self, settings: Settings) -> None:
@@ -20,6 +22,11 @@ class EventBus:
         self._wait = waiter(settings)
 
     def publish(self, *events: BakeryEvent) -> None:
+        """PutEvents, MAX_EVENTS to a call (EventBridge's limit: fc-eventbridge.md §2.3)."""
+        for start in range(0, len(events), MAX_EVENTS):
+            self._publish(events[start : start + MAX_EVENTS])
+
+    def _publish(self, events: tuple[BakeryEvent, ...]) -> None:
         if not events:
             return
         entries = [

@@ -6,6 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from bakery.adapters.pacing import Pacer
 from bakery.errors import BakeFailure, CloudError, RetryableError, is_throttling
 
 T = TypeVar("T")
@@ -30,22 +31,30 @@ NOT_REPEATABLE: frozenset[str] = frozenset()
 
 
 def call(service: str, action: str, method: Callable[..., T], *args: Any,
-         wait: Callable[[float], None] | None = None) -> T:  # fmt: skip
+         wait: Callable[[float], None] | None = None, pacer: Pacer | None = None) -> T:  # fmt: skip
     """Run `method(*args)` for the RAM action `<service>:<action>`, translating SDK errors.
 
     A throttled call is retried up to THROTTLE_RETRIES times after `wait`ing what `x-acs-retry-after`
     asks (capped, with jitter), so a brief burst does not cost a whole FC retry or sweep cycle; so is a 5xx
     of a call that is safe to repeat (not NOT_REPEATABLE): a step of several calls under a few percent of
-    5xx would otherwise exhaust FC's retries into the dead letter."""
+    5xx would otherwise exhaust FC's retries into the dead letter. With a `pacer` (a rate-limited action), each
+    call first waits its turn and a throttle sets the pace (bakery.adapters.pacing) instead of a blind wait."""
     for attempt in range(THROTTLE_RETRIES + 1):
+        if pacer is not None:
+            pacer.admit()
         try:
             return _translated(service, action, method, *args)
         except RetryableError as exc:
             repeatable = exc.throttled or (exc.code in _SERVER_ERRORS and action not in NOT_REPEATABLE)
             if not repeatable or wait is None or attempt == THROTTLE_RETRIES:
+                if pacer is not None and exc.throttled:
+                    pacer.throttled((exc.retry_after_ms or 1000) / 1000)
                 raise
             hint = (exc.retry_after_ms or 200 * 2**attempt) / 1000
-            wait(min(MAX_WAIT_SECONDS, hint * random.uniform(1.0, 1.25)))
+            if pacer is not None and exc.throttled:
+                pacer.throttled(min(MAX_WAIT_SECONDS, hint))  # the next admit() waits the pace
+            else:
+                wait(min(MAX_WAIT_SECONDS, hint * random.uniform(1.0, 1.25)))
     raise AssertionError("unreachable")
 
 

@@ -23,10 +23,11 @@ def made_by_bakery(image: Image) -> bool:
     return tags.BAKE_ID in image.tags
 
 
-def unfinished_state(image: Image, just_promoted: str = "") -> str | None:
-    """The image's `bakery:state` while its promotion is not finished, else None (see the module docstring)."""
+def unfinished_state(image: Image, just_promoted: tuple[str, ...] | str = ()) -> str | None:
+    """The image's `bakery:state` while its promotion is not finished, else None (see the module docstring).
+    `just_promoted`: images whose promotion is finishing now (their `ready` is written after retention)."""
     value = image.tags.get(tags.STATE)
-    if value is None or value == state.READY or image.image_id == just_promoted:
+    if value is None or value == state.READY or image.image_id in as_ids(just_promoted):
         return None
     return value
 
@@ -73,3 +74,10 @@ def unfit(image: Image) -> tuple[str, ...]:
 
 def fit(image: Image) -> bool:
     return not unfit(image)
+
+
+def as_ids(image_ids: tuple[str, ...] | str) -> tuple[str, ...]:
+    """One image id or several, as a tuple ("" = none)."""
+    if isinstance(image_ids, str):
+        return (image_ids,) if image_ids else ()
+    return tuple(image_ids)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bakery import events, tags
 from bakery.errors import CloudError
 from bakery.events import BakeryEvent
+from bakery.families import fitness
 from bakery.families.retention import (
     DELETE,
     DEPRECATE,
@@ -63,7 +64,7 @@ class FamilyPlan:
 
 
 def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, force: bool = False,
-                  just_promoted: str = "") -> list[FamilyPlan]:  # fmt: skip
+                  just_promoted: tuple[str, ...] = ()) -> list[FamilyPlan]:  # fmt: skip
     """`plan`, family by family, with each family's N and where it came from."""
     plans: list[FamilyPlan] = []
     templates: dict[str, list[tuple[str, int]]] | None = None
@@ -136,7 +137,7 @@ class ApplyResult:
 
 
 def apply(
-    ecs: Ecs, settings: Settings, family: str | None, force: bool = False, just_promoted: str = ""
+    ecs: Ecs, settings: Settings, family: str | None, force: bool = False, just_promoted: tuple[str, ...] = ()
 ) -> ApplyResult:
     """Execute the plan. Idempotent: done decisions are skipped, a missing image or snapshot is ignored, and
     what changed since the plan (an instance launched, the image shared) is skipped rather than forced."""
@@ -177,9 +178,18 @@ def _deprecate(ecs: Ecs, d: Decision, result: ApplyResult) -> None:
     log.info("image deprecated by retention", image_id=d.image_id, family=d.family, reason=d.reason)
 
 
-def retention_applied(result: ApplyResult, ready_image_id: str = "") -> BakeryEvent:
-    """`bakery:Family:RetentionApplied` for users' notifications: what retention did to the family."""
+def retention_applied(result: ApplyResult, ready_image_ids: tuple[str, ...] | str = ()) -> BakeryEvent:
+    """`bakery:Family:RetentionApplied` for users' notifications: what retention did to the family (after the
+    promotion of `ready_image_ids`: readyImageId is the newest of them)."""
     data = {k: v for k, v in result.to_dict().items() if k != "decisions"}
-    if ready_image_id:
-        data["readyImageId"] = ready_image_id
+    ready_image_ids = fitness.as_ids(ready_image_ids)
+    if ready_image_ids:
+        data["readyImageId"] = ready_image_ids[-1] if len(ready_image_ids) == 1 else _newest(result, ready_image_ids)
+        data["readyImageIds"] = list(ready_image_ids)
     return BakeryEvent(events.FAMILY_RETENTION_APPLIED, result.family or "", data)
+
+
+def _newest(result: ApplyResult, image_ids: tuple[str, ...]) -> str:
+    """The first of `image_ids` in the decisions (newest first), else the last given."""
+    wanted = set(image_ids)
+    return next((d.image_id for d in result.decisions if d.image_id in wanted), image_ids[-1])

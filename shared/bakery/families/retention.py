@@ -147,7 +147,7 @@ def decide(
     usage: Mapping[str, Usage] | None = None,
     force: bool = False,
     family: str = "",
-    just_promoted: str = "",
+    just_promoted: tuple[str, ...] | str = (),
 ) -> list[Decision]:
     """Retention for one family's images, newest first. Pure: `usage` says who uses which image (absent =
     unused), `force` lets images in use be deleted. See the module docstring for the rules."""
@@ -156,8 +156,12 @@ def decide(
     if keep < 1:
         raise ValueError(f"retention keeps at least 1 image, got {keep}")
     usage = usage or {}
+    just_promoted = fitness.as_ids(just_promoted)
     ordered = newest_first(images)
     counted = [i for i in ordered if i.status == "Available" and fitness.unfinished_state(i, just_promoted) is None]
+    # Of what was just promoted (one sweep's promotions), the newest is never retired at once; the others are
+    # counted like any finished image (a fleet promoted together keeps its newest N, not all of them).
+    latest = next((i.image_id for i in ordered if i.image_id in just_promoted), None)
     counted_ids = {i.image_id for i in counted}
     newest = {i.image_id for i in counted[:keep]}
     # Older than the newest N = N counted images are newer; until the family has N, nothing is.
@@ -190,7 +194,7 @@ def decide(
                                 + (", counted towards the newest N" if is_counted else ""))  # fmt: skip
         if tags.truthy(image.tags.get(PROTECTED_TAG)):
             kept_because.append("protected tag")
-        if image.image_id == just_promoted:  # promotions can land out of creation order: never undo one at once
+        if image.image_id == latest:  # promotions can land out of creation order: never undo one at once
             kept_because.append("just promoted")
         if good is not None and image.image_id == good.image_id and image.image_id not in newest:
             kept_because.append("last good")

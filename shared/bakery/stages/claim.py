@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from bakery import events, state, tags
 from bakery.config import Settings
-from bakery.errors import BakeFailure, RetryableError
+from bakery.errors import BakeFailure, NotATrigger, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
 from bakery.model import Instance
@@ -61,8 +61,7 @@ def on_tagged(ctx: Context, event: events.CloudEvent) -> None:
     """ActionTrail TagResources: start a bake for each instance that got `bakery:bake=true`."""
     call = events.TagCall.parse(event.data, tags.TRIGGER, tags.truthy)
     if call.resource_type not in (None, "instance") or call.trigger is False:
-        log.debug("not a bake trigger (Bakery's own tag writes land here too)", event_id=event.id)
-        return
+        raise NotATrigger(f"TagResources event {event.id} sets no {tags.TRIGGER}=true on an instance")
     trigger_id = str(event.data.get("eventId") or event.id)
     for instance_id in call.resource_ids:
         if _INSTANCE_ID.match(instance_id):
@@ -114,9 +113,16 @@ def begin(ctx: Context, instance_id: str, bake_id: str, *, requested: bool = Fal
             if current is None:
                 static_gate(ctx, instance)
                 claim = {tags.BAKE_ID: bake_id, tags.STATE: state.to(state.INSTANCE, state.UNSET, state.PREFLIGHT)}
+                if _guest_preflight_runs(instance):
+                    # The preflight only reads, so it starts before the claim and the claim records it: one
+                    # write. Two triggers racing both start one; the claim written last names the invocation
+                    # TaskCompleted is matched against (on_preflight_done), so the other's result is ignored.
+                    claim[tags.PREFLIGHT_INVOKE] = _run_preflight(ctx, instance, bake_id)
                 ctx.ecs.tag("instance", instance_id, claim)
-                claimed = replace(instance, tags={**instance.tags, **claim})  # what was just written: no re-read
                 log.info("bake started")
+                if tags.PREFLIGHT_INVOKE in claim:
+                    return  # TaskCompleted (or the sweep) brings the bake back
+                claimed = replace(instance, tags={**instance.tags, **claim})  # what was just written: no re-read
             advance_instance(ctx, claimed)
 
         failure.guarded(ctx, instance_id, bake_id, start)
@@ -201,11 +207,22 @@ def _start_preflight(ctx: Context, instance: Instance) -> None:
         return _unchecked_guest(ctx, instance, f"the preflight is a Linux shell script and the instance runs "
                                 f"{instance.os_type}", f"Tag {tags.SKIP_GUEST_CHECKS}=true to bake it without the guest "
                                 "checks (the ECS image check still runs).")  # fmt: skip
+    ctx.ecs.tag("instance", instance.instance_id, {tags.PREFLIGHT_INVOKE: _run_preflight(ctx, instance, bake_id)})
+
+
+def _guest_preflight_runs(instance: Instance) -> bool:
+    """Will `_start_preflight` run the guest preflight (rather than skip it or refuse the bake)?"""
+    return (not tags.truthy(instance.tags.get(tags.SKIP_GUEST_CHECKS)) and instance.status == "Running"
+            and instance.os_type == "linux")  # fmt: skip
+
+
+def _run_preflight(ctx: Context, instance: Instance, bake_id: str) -> str:
+    """RunCommand the preflight (read-only: safe to start twice); returns its InvokeId."""
     skip = [rule for rule, tag in tags.ALLOW.items() if tags.truthy(instance.tags.get(tag))]
     invoke_id = ctx.ecs.run_script(instance.instance_id, preflight_script_for(ctx.settings, skip),
                                    name=f"{PREFLIGHT_COMMAND}-{bake_id}")  # fmt: skip
-    ctx.ecs.tag("instance", instance.instance_id, {tags.PREFLIGHT_INVOKE: invoke_id})
     log.info("guest preflight started", invoke_id=invoke_id)
+    return invoke_id
 
 
 def on_preflight_done(ctx: Context, event: events.CloudEvent) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bakery import state, tags
 from bakery.adapters.ecs import Ecs
 from bakery.adapters.eventbridge import EventBus
 from bakery.adapters.oos import Oos
 from bakery.config import Settings
+from bakery.events import BakeryEvent
 from bakery.model import Image, Instance
 
 
@@ -19,6 +20,17 @@ class Context:
     ecs: Ecs
     oos: Oos
     bus: EventBus
+    # Set by the sweep: the promotions it made, finished together (`promote.finish`) — one PutEvents and one
+    # TagResources per 50 images, one retention per family — instead of one by one.
+    promotions: list[tuple[Image, BakeryEvent]] | None = field(default=None, compare=False)
+    # Set by the sweep: the instances of the images it is about to promote, read in one call (each used once).
+    instances: dict[str, Instance | None] | None = field(default=None, compare=False)
+
+    def instance(self, instance_id: str) -> Instance | None:
+        """The instance: from the sweep's batch read when it has it (once), else DescribeInstances."""
+        if self.instances is not None and instance_id in self.instances:
+            return self.instances.pop(instance_id)
+        return self.ecs.instance(instance_id)
 
     def set_state(self, resource: Instance | Image, new: str, also: Mapping[str, str] | None = None) -> None:
         """Tag `resource` `bakery:state=new` (with the tags `also`, in the same call), moving on from the state

@@ -22,9 +22,15 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
     """Every step is idempotent and `bakery:state=ready` is written LAST: if any step is interrupted
     (throttling...), the image is still `checking` and the sweep runs the whole promotion again."""
     bake_id = image.tags.get(tags.BAKE_ID, "")
+    if ctx.promotions and any(p.tags.get(tags.BAKE_ID) == bake_id for p, _ in ctx.promotions):
+        # Another image of this bake is being promoted in this sweep (not `ready` yet): retiring "the others"
+        # would take that one too. This one waits for the next sweep, which finds the bake decided.
+        log.warning("a second image of one bake passed in one sweep; left to the next sweep", image_id=image.image_id)
+        return
     family = image.tags.get(tags.FAMILY, "")
-    if family and image.family != family:
-        ctx.ecs.set_image_attributes(image.image_id, family=family)
+    description = _repaired_description(image)
+    if (family and image.family != family) or description:
+        ctx.ecs.set_image_attributes(image.image_id, family=family or None, description=description)
     instance_id = image.tags.get(tags.SOURCE_INSTANCE, "")
     # Images this bake created: one per CreateImage attempt plus one per repair.
     attempts = int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0"))
@@ -36,16 +42,52 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
                 retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
         collect_retired_snapshots(ctx, bake_id)  # an earlier retire interrupted after its image was deleted
     release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
-    ctx.bus.publish(BakeryEvent(events.IMAGE_READY, image.image_id, {
+    ready = BakeryEvent(events.IMAGE_READY, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
-        "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts}))  # fmt: skip
-    ctx.set_state(image, state.READY)
+        "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts})  # fmt: skip
+    if ctx.promotions is not None:  # the sweep finishes its promotions together
+        ctx.promotions.append((image, ready))
+    else:
+        finish(ctx, [(image, ready)])
     log.info("image promoted", family=family or None)
+
+
+def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
+    """The end of promotions: `bakery:Image:Ready` for each and one `bakery:Family:Promoted` per family (which
+    the lifecycle function turns into one retention run), then `bakery:state=ready` written LAST, 50 images a
+    call. Interrupted anywhere, the images are still in flight and the sweep promotes them again (every step
+    is idempotent; the events carry the same ids, so receivers see each once)."""
+    if not promotions:
+        return
+    by_family: dict[str, list[str]] = {}
+    for image, event in promotions:
+        if event.data.get("family"):
+            by_family.setdefault(event.data["family"], []).append(image.image_id)
+    ctx.bus.publish(*[event for _, event in promotions],
+                    *[BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids)})
+                      for family, ids in sorted(by_family.items())])  # fmt: skip
+    writes: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for image, _ in promotions:
+        moved = tags.image_state(image.tags.get(tags.STATE), state.READY)  # refuses a move outside the table
+        writes.setdefault(tuple(sorted(moved.items())), []).append(image.image_id)
+    for moved_tags, image_ids in writes.items():
+        ctx.ecs.tag("image", image_ids, dict(moved_tags))
+
+
+def _repaired_description(image: Image) -> str | None:
+    """ACS-ECS-RepairImage's image comes back without a description: the bake's, and what it was repaired
+    from (written with the family, in one ModifyImageAttribute). None when the image has its own."""
+    source = image.tags.get(tags.REPAIRED_FROM)
+    if not source or image.description:
+        return None
+    bake_id = image.tags.get(tags.BAKE_ID, "")
+    made_from = image.tags.get(tags.SOURCE_INSTANCE) or "snapshots " + ", ".join(tags.unpack_snapshot_ids(image.tags))
+    return f"Baked by Bakery from {made_from} (bake {bake_id}) (repaired from {source})"[:256]
 
 
 def owned_instance(ctx: Context, instance_id: str, bake_id: str) -> Instance | None:
     """The instance, unless it is gone or belongs to another bake by now."""
-    instance = ctx.ecs.instance(instance_id) if instance_id else None
+    instance = ctx.instance(instance_id) if instance_id else None
     if instance is None or instance.tags.get(tags.BAKE_ID) not in (bake_id, None):
         return None
     return instance

@@ -1,15 +1,16 @@
 """The sweep (bakery-check's one-minute timer): finish whatever an event should have moved on — the image check
 (ECS publishes no event when it finishes), lost or throttled events, interrupted promotions and wind-downs,
-triggers nobody saw. One query a minute, so an idle deployment costs 1,440 calls a day:
+triggers nobody saw. At most one query a minute (`schedule`), so an idle deployment costs 696 calls a day:
 
-- four minutes in five: every image in flight, from one paged DescribeImages (Tag `bakery:in-flight=true`)
-  that returns status, progress, Usable and the check inline; each is decided from that listing, never re-read;
-- every fifth minute, the instances instead, alternating (each every ten minutes): those tagged `bakery:bake`
-  (triggers nobody claimed) and those claimed (`bakery:bake-id`: a preflight or stop whose event was lost, an
-  interrupted wind-down, a bake whose image vanished — for which the images are listed too, that minute);
-  once an hour also the snapshots of retires interrupted after their image was deleted (`bakery:retiring`).
+- every third minute (`schedule`): every image in flight, from one paged DescribeImages (Tag `bakery:in-flight=true`)
+  that returns status, progress, Usable and the check inline; each is decided from that listing, never re-read,
+  and the promotions it makes are finished together (`promote.finish`);
+- once every fifteen minutes each: the instances tagged `bakery:bake` (triggers nobody claimed), and those claimed
+  (`bakery:bake-id`: a preflight or stop whose event was lost, an interrupted wind-down, a bake whose image
+  vanished — judged against that minute's image listing); once an hour the snapshots of retires interrupted
+  after their image was deleted (`bakery:retiring`).
 
-Repairs are followed by OOS's own events; the sweep looks at a running repair once every five minutes."""
+Repairs are followed by OOS's own events; the sweep looks at a running repair once every fifteen minutes."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ log = get_logger(__name__)
 
 Attempt = Callable[[str, Callable[[], object]], object]
 
-INSTANCES_EVERY = 5  # minutes: every fifth sweep reads instances (alternately triggered and claimed)
 GARBAGE_EVERY = 60  # minutes: snapshots tagged bakery:retiring, once an hour (24 calls a day)
 
 
@@ -37,7 +37,7 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
     Isolation: each bake is handled on its own, and so is each of the sweep's queries — a throttled query, a
     permanent error or a bug in one bake's step is logged and counted, and every other bake is still resumed."""
     counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0,
-              "snapshots": 0}  # fmt: skip
+              "snapshots": 0, "promoted": 0}  # fmt: skip
 
     def attempt(kind: str, step: Callable[[], object]) -> object:
         counts[kind] += 1
@@ -55,37 +55,83 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
         found = attempt("queries", lambda: ctx.ecs.images_tagged(tags.IN_FLIGHT, "true"))
         return found if isinstance(found, list) else None  # None: unknown this sweep
 
-    minute = _minute(trigger_time)
-    if minute % INSTANCES_EVERY:
-        for image in in_flight() or []:
+    ctx.promotions = []
+    try:
+        _sweep(ctx, _minute(trigger_time), trigger_time, attempt, in_flight)
+        batch = ctx.promotions
+    finally:
+        ctx.promotions, ctx.instances = None, None
+    if batch:
+        attempt("promoted", lambda: promote.finish(ctx, batch))
+    counts.pop("queries", None)
+    return counts
+
+
+# What each minute of the fifteen-minute cycle looks at. Images in flight every third minute (a decision is at
+# most three minutes late; the image check itself takes minutes), the claimed instances with one of those
+# listings and the triggered ones once (lost-event recovery within fifteen minutes), the snapshots of
+# interrupted retires hourly. Every other minute costs nothing.
+CYCLE = 15  # minutes
+IMAGES_EVERY = 3  # minutes
+IMAGES, CLAIMED, TRIGGERED, GARBAGE = "images", "claimed", "triggered", "garbage"
+CLAIMED_AT, TRIGGERED_AT, GARBAGE_AT = 6, 1, 2  # minutes of the cycle (GARBAGE_AT: of the hour's first cycle)
+REPAIRS_AT = 0  # the minute of the cycle whose image listing also looks at running repairs (their events lost)
+
+
+def schedule(minute: int) -> tuple[str, ...]:
+    """The queries of the sweep at `minute` (minutes since the epoch), one call each (a page of 100): idle,
+    5 image listings + 2 instance queries per fifteen minutes plus one an hour = 696 calls a day."""
+    at = minute % CYCLE
+    if at == CLAIMED_AT:
+        return (IMAGES, CLAIMED)
+    if at % IMAGES_EVERY == 0:
+        return (IMAGES,)
+    if at == TRIGGERED_AT:
+        return (TRIGGERED,)
+    if minute % GARBAGE_EVERY == GARBAGE_AT:
+        return (GARBAGE,)
+    return ()
+
+
+def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
+           in_flight: Callable[[], list[Image] | None]) -> None:  # fmt: skip
+    queries = schedule(minute)
+    live: list[Image] | None = None
+    if IMAGES in queries:
+        live = in_flight()
+        _read_instances_to_release(ctx, live or [], attempt)
+        for image in live or []:
             # A running repair is followed by OOS's events; for one whose events were lost (or that OOS does
-            # not announce), one look every fifth minute.
-            _resume_image(ctx, image, attempt, repairs=minute % INSTANCES_EVERY == 1)
-    elif minute % (2 * INSTANCES_EVERY) == 0:
-        if minute % GARBAGE_EVERY == 0:  # retires interrupted after their image was deleted (retention's too)
-            attempt("snapshots", lambda: promote.collect_retired_snapshots(ctx))
+            # not announce), one look every fifteen minutes.
+            _resume_image(ctx, image, attempt, repairs=minute % CYCLE == REPAIRS_AT)
+    if CLAIMED in queries:
+        claimed = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.BAKE_ID))
+        by_bake: dict[str, list[Image]] | None = None  # None: the listing failed, so no bake is judged lost
+        if live is not None:
+            by_bake = {}
+            for image in live:
+                by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
+        for instance in claimed if isinstance(claimed, list) else []:
+            _reconcile_claimed(ctx, instance, by_bake, attempt)
+    if TRIGGERED in queries:
         triggered = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.TRIGGER))
         for instance in triggered if isinstance(triggered, list) else []:
             if tags.truthy(instance.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in instance.tags:
                 bake_id = claim.bake_id_for(f"sweep:{trigger_time}", instance.instance_id, swept=True)
                 attempt("started", lambda i=instance, b=bake_id: claim.begin(ctx, i.instance_id, b))
-    else:
-        claimed = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.BAKE_ID))
-        claimed = claimed if isinstance(claimed, list) else []
-        live: list[Image] | None = []
-        if any(i.tags.get(tags.STATE) == state.CREATING for i in claimed):
-            live = in_flight()  # only when a bake has its image: then one more query, this minute
-            for image in live or []:
-                _resume_image(ctx, image, attempt, repairs=False)
-        by_bake: dict[str, list[Image]] | None = None
-        if live is not None:
-            by_bake = {}
-            for image in live:
-                by_bake.setdefault(image.tags.get(tags.BAKE_ID, ""), []).append(image)
-        for instance in claimed:
-            _reconcile_claimed(ctx, instance, by_bake, attempt)
-    counts.pop("queries", None)
-    return counts
+    if GARBAGE in queries:  # retires interrupted after their image was deleted (retention's too)
+        attempt("snapshots", lambda: promote.collect_retired_snapshots(ctx))
+
+
+def _read_instances_to_release(ctx: Context, listing: list[Image], attempt: Attempt) -> None:
+    """Several images about to be promoted: their instances (released by the promotion) in one call per 100,
+    instead of one each. One image alone is read as before."""
+    ids = [i.tags[tags.SOURCE_INSTANCE] for i in listing if check.passing(i) and i.tags.get(tags.SOURCE_INSTANCE)]
+    if len(ids) < 2:
+        return
+    found = attempt("queries", lambda: ctx.ecs.instances(ids))
+    if isinstance(found, list):  # else each promotion reads its own
+        ctx.instances = {**dict.fromkeys(ids), **{i.instance_id: i for i in found}}
 
 
 def _resume_image(ctx: Context, image: Image, attempt: Attempt, *, repairs: bool) -> None:
