@@ -22,6 +22,16 @@ class _Timer:
     label: str = field(compare=False)
     callback: Callable[[], None] = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
+    queued: bool = field(default=True, compare=False)  # still in its clock's heap, not yet fired
+    clock: VirtualClock | None = field(default=None, compare=False, repr=False)  # the clock that queued it
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # A timer cancelled or restored (however: clock.cancel, or `timer.cancelled = True`) while queued
+        # changes what its clock has pending.
+        state = self.__dict__
+        if name == "cancelled" and state.get("queued") and state.get("clock") and bool(value) != bool(state.get(name)):
+            state["clock"]._live += -1 if value else 1
+        object.__setattr__(self, name, value)
 
 
 class VirtualClock:
@@ -32,6 +42,7 @@ class VirtualClock:
         self.now = self.start
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
+        self._live = 0  # timers queued and not cancelled: pending(), without a walk of the heap
 
     @property
     def elapsed(self) -> float:
@@ -50,8 +61,9 @@ class VirtualClock:
     def call_at(self, due: float, callback: Callable[[], None], label: str = "", *, place: int | None = None) -> _Timer:
         """`place`: a sequence number from reserve(), to order this timer among those due at the same time
         as if it had been set when the place was reserved."""
-        timer = _Timer(max(due, self.now), next(self._seq) if place is None else place, label, callback)
+        timer = _Timer(max(due, self.now), next(self._seq) if place is None else place, label, callback, clock=self)
         heapq.heappush(self._timers, timer)
+        self._live += 1
         return timer
 
     def reserve(self) -> int:
@@ -68,7 +80,7 @@ class VirtualClock:
     def next_due(self) -> float | None:
         """When the next live timer fires, or None when nothing is scheduled."""
         while self._timers and self._timers[0].cancelled:
-            heapq.heappop(self._timers)
+            heapq.heappop(self._timers).queued = False
         return self._timers[0].due if self._timers else None
 
     def advance_to(self, target: float) -> int:
@@ -79,6 +91,8 @@ class VirtualClock:
             if due is None or due > target:
                 break
             timer = heapq.heappop(self._timers)
+            timer.queued = False
+            self._live -= 1
             self.now = max(self.now, timer.due)
             timer.callback()
             fired += 1
@@ -91,4 +105,5 @@ class VirtualClock:
         return self.advance_to(self.now + seconds)
 
     def pending(self) -> int:
-        return sum(1 for t in self._timers if not t.cancelled)
+        """Timers that will fire unless cancelled."""
+        return self._live

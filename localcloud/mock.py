@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import responses
+from requests.adapters import MaxRetryError
+from requests.exceptions import RetryError
 
 from localcloud.admin import PREFIX, handle_admin
 from localcloud.cloud import LocalCloud
@@ -54,6 +56,48 @@ class _RecentCalls(responses.CallList):
 
     def reset(self) -> None:
         self._calls.clear()
+
+
+class _LocalCloudMock(responses.RequestsMock):
+    """responses.RequestsMock that goes straight to the local cloud's route for a local cloud's URL.
+
+    responses, for every request, parses the query into `request.params` and walks its registry matching
+    each route's URL pattern, before the callback is called (on a run's RunCommand, whose query holds a
+    whole script, that took longer than the emulator's answer). A request for a local cloud can only
+    match the one route registered for its method, so it is answered by that route at once; what it gets
+    back is built as responses builds it (the route's get_response, the adapter's build_response), and it
+    is recorded in the same call lists. Any other request takes responses' own path (and is refused)."""
+
+    _routes: dict[str, responses.BaseResponse]
+
+    def _on_request(self, adapter: Any, request: Any, *, retries: Any = None, **kwargs: Any) -> Any:
+        route = self._routes.get(request.method or "")
+        if route is None or not _URL.match(str(request.url)):
+            return super()._on_request(adapter, request, retries=retries, **kwargs)
+        request.req_kwargs = kwargs
+        request.body = self._read_filelike_body(request.body)
+        try:
+            response = adapter.build_response(request, route.get_response(request))
+        except BaseException as error:
+            call = responses.Call(request, error)
+            self._calls.add_call(call)
+            route.calls.add_call(call)
+            raise
+        call = responses.Call(request, response)
+        self._calls.add_call(call)
+        route.calls.add_call(call)
+        # Retries exactly as responses does them (the SDKs' adapters retry no status: this never loops).
+        retries = retries or adapter.max_retries
+        if retries.is_retry(method=request.method, status_code=response.status_code,
+                            has_retry_after="Retry-After" in response.headers):  # fmt: skip
+            try:
+                retries = retries.increment(method=request.method, url=response.url, response=response.raw)
+                return self._on_request(adapter, request, retries=retries, **kwargs)
+            except MaxRetryError as error:
+                if retries.raise_on_status:
+                    raise RetryError(error, request=request) from None
+                return response
+        return response
 
 
 def _answer(request: Any) -> tuple[int, dict[str, str], bytes | str]:
@@ -101,10 +145,11 @@ def mock_cloud(cloud: LocalCloud) -> Iterator[str]:
     host = f"cloud{next(_numbers)}.{MOCK_DOMAIN}"
     with _lock:
         if _mock is None:
-            _mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+            _mock = _LocalCloudMock(assert_all_requests_are_fired=False)
             _mock._calls = _RecentCalls()
+            _mock._routes = {}
             for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD):
-                _mock.add_callback(method, _URL, callback=_answer)
+                _mock._routes[method] = _mock.add_callback(method, _URL, callback=_answer)
             for route in _mock.registered():
                 route._calls = _RecentCalls()
             _mock.start()

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from localcloud.errors import ApiError, invalid_parameter, missing_parameter
 
@@ -139,6 +139,17 @@ class Params:
             raise invalid_parameter(name, "expected a single value")
         return value
 
+    def filter_str(self, name: str) -> Any:
+        """`p.str(name)` for a filter tested in a scan over many resources, looked up once: the value, or None,
+        or (a value p.str would refuse) an object that raises p.str's error when first tested for truth, so an
+        `x and ...` / `not x or ...` test fails exactly where `p.str(name)` in its place would, and only then."""
+        value = self.nested.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return value
+        return _Refused(name)
+
     def required(self, name: str) -> str:
         value = self.str(name, required=True)
         assert value is not None
@@ -239,6 +250,16 @@ class Params:
         return value
 
 
+class _Refused:
+    """What Params.filter_str returns for a value p.str would refuse (not a single string)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __bool__(self) -> bool:
+        raise invalid_parameter(self.name, "expected a single value")
+
+
 def decode_content(text: str, encoding: str | None) -> str:
     if (encoding or "PlainText").lower() == "base64":
         try:
@@ -337,7 +358,18 @@ def _speaks_oss(headers: Mapping[str, str], query: str) -> bool:
         return True
     if any(name.startswith("x-oss-") for name in headers):
         return True
-    return any(key.lower().startswith("x-oss-") or key == "OSSAccessKeyId" for key, _ in parse_qsl(query))
+    return any(key.lower().startswith("x-oss-") or key == "OSSAccessKeyId" for key in _query_keys(query))
+
+
+def _query_keys(query: str) -> list[str]:
+    """The keys `parse_qsl(query)` would give, without decoding the values (an RPC call's query can carry a
+    whole script): the same pieces, the same pairs dropped (no `=`, or an empty value), the same decoding."""
+    keys = []
+    for piece in query.split("&") if query else []:
+        name, equals, value = piece.partition("=")
+        if equals and value:
+            keys.append(unquote(name.replace("+", " ")))
+    return keys
 
 
 def _rest_access_key_id(headers: Mapping[str, str], query: Mapping[str, str]) -> str:

@@ -3,7 +3,9 @@ generated from the attached disks, planted secrets, and the ``missing_dirs`` rem
 
 from __future__ import annotations
 
+import errno
 import os
+import posixpath
 import shutil
 from typing import TYPE_CHECKING
 
@@ -38,37 +40,81 @@ _OS_RELEASES = {
 }
 
 
+# One step of writing the tree: (what, guest path, content, mode); what is dir | file | chmod | secret | remove.
+_Step = tuple[str, str, str, int]
+
+
 def build_tree(box: GuestSandbox) -> None:
     """Write the whole guest tree under ``box.root``."""
-    for directory in _GUEST_DIRS:
-        os.makedirs(box.guest_path(directory), exist_ok=True)
-    os.chmod(box.guest_path("/tmp"), 0o1777)
-    os.chmod(box.guest_path("/root"), 0o700)
-    # Placeholders so the system dirs are not suspiciously empty.
-    for binary in ("/bin/bash", "/bin/sh", "/sbin/init", "/usr/bin/env"):
-        _write_file(box, binary, "# localcloud placeholder for a guest binary\n", 0o755)
-    for library in ("/lib/libc.so.6", "/usr/lib/libc.so.6"):
-        _write_file(box, library, "# localcloud placeholder for a guest library\n")
-    for mountpoint in [*box.data_mountpoints.values(), DETACHED_DISK_MOUNTPOINT]:
-        os.makedirs(box.guest_path(mountpoint), exist_ok=True)
-
-    _write_file(box, "/etc/os-release", _os_release(box.spec.os))
-    _write_file(box, "/etc/hostname", hostname(box.instance_id) + "\n")
-    _write_file(box, "/etc/fstab", _fstab(box))
-    for guest_path, content, mode in harmless_files(box.instance_id):
-        _write_file(box, guest_path, content, mode)
-    os.chmod(box.guest_path("/root/.ssh"), 0o700)
-    # Secrets last: a planted secret replaces a harmless file at the same path.
-    for secret in box.spec.secrets:
-        if os.path.isdir(box.guest_path(secret)):
-            raise ValueError(f"guest.secrets: {secret!r} is a directory of the guest tree")
-        _write_file(box, secret, secret_content(secret), 0o600)
-    for missing in box.missing_dirs:
-        host_path = box.guest_path(missing)
-        if os.path.isdir(host_path) and not os.path.islink(host_path):
+    for what, guest_path, content, mode in _steps(box):
+        host_path = box.guest_path(guest_path)
+        if what == "dir":
+            os.makedirs(host_path, exist_ok=True)
+        elif what == "chmod":
+            os.chmod(host_path, mode)
+        elif what in ("file", "secret"):
+            if what == "secret" and os.path.isdir(host_path):
+                raise ValueError(f"guest.secrets: {guest_path!r} is a directory of the guest tree")
+            _write_file(box, guest_path, content, mode)
+        elif os.path.isdir(host_path) and not os.path.islink(host_path):  # remove
             shutil.rmtree(host_path)
         elif os.path.lexists(host_path):
             os.unlink(host_path)
+
+
+def check_tree(box: GuestSandbox) -> None:
+    """Raise what ``build_tree`` would raise for this guest (its scenario's mistakes: a secret that is a
+    directory of the tree, or below a file), without writing anything, so that a tree built later (off the
+    caller's thread) fails where it always did. Host failures (a full disk) are not foreseen."""
+    kinds: dict[str, str] = {"/": "dir"}
+
+    def make_dirs(guest_path: str) -> None:  # os.makedirs(exist_ok=True), on `kinds`
+        parts = [part for part in guest_path.split("/") if part]
+        for depth in range(1, len(parts) + 1):
+            path = "/" + "/".join(parts[:depth])
+            kind = kinds.get(path)
+            if kind == "file":
+                if depth == len(parts):
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), box.guest_path(path))
+                below = "/" + "/".join(parts[: depth + 1])
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), box.guest_path(below))
+            kinds[path] = "dir"
+
+    for what, guest_path, _, _ in _steps(box):
+        path = "/" + "/".join(part for part in posixpath.normpath(guest_path).split("/") if part)
+        if what == "dir":
+            make_dirs(path)
+        elif what in ("file", "secret"):
+            if kinds.get(path) == "dir":
+                if what == "secret":
+                    raise ValueError(f"guest.secrets: {guest_path!r} is a directory of the guest tree")
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), box.guest_path(guest_path))
+            make_dirs(posixpath.dirname(path))
+            kinds[path] = "file"
+        elif what == "remove":
+            kinds = {p: k for p, k in kinds.items() if p != path and not p.startswith(path.rstrip("/") + "/")}
+
+
+def _steps(box: GuestSandbox) -> list[_Step]:
+    """How the tree is written, in order (build_tree does it, check_tree foresees its errors)."""
+    steps: list[_Step] = [("dir", directory, "", 0) for directory in _GUEST_DIRS]
+    steps += [("chmod", "/tmp", "", 0o1777), ("chmod", "/root", "", 0o700)]
+    # Placeholders so the system dirs are not suspiciously empty.
+    for binary in ("/bin/bash", "/bin/sh", "/sbin/init", "/usr/bin/env"):
+        steps.append(("file", binary, "# localcloud placeholder for a guest binary\n", 0o755))
+    for library in ("/lib/libc.so.6", "/usr/lib/libc.so.6"):
+        steps.append(("file", library, "# localcloud placeholder for a guest library\n", 0o644))
+    for mountpoint in [*box.data_mountpoints.values(), DETACHED_DISK_MOUNTPOINT]:
+        steps.append(("dir", mountpoint, "", 0))
+    steps.append(("file", "/etc/os-release", _os_release(box.spec.os), 0o644))
+    steps.append(("file", "/etc/hostname", hostname(box.instance_id) + "\n", 0o644))
+    steps.append(("file", "/etc/fstab", _fstab(box), 0o644))
+    steps += [("file", guest_path, content, mode) for guest_path, content, mode in harmless_files(box.instance_id)]
+    steps.append(("chmod", "/root/.ssh", "", 0o700))
+    # Secrets last: a planted secret replaces a harmless file at the same path.
+    steps += [("secret", secret, secret_content(secret), 0o600) for secret in box.spec.secrets]
+    steps += [("remove", missing, "", 0) for missing in box.missing_dirs]
+    return steps
 
 
 def _write_file(box: GuestSandbox, guest_path: str, content: str, mode: int = 0o644) -> None:

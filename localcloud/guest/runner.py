@@ -9,7 +9,9 @@ script killed by signal N reports 128+N, as a shell would.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -101,6 +103,9 @@ class _OutputCollector(threading.Thread):
 
 def _wait_unreaped(process: subprocess.Popen[bytes], deadline: float) -> bool:
     """Wait for exit without reaping (WNOWAIT), so the process group id stays ours to kill."""
+    exited = _wait_pidfd(process.pid, deadline)
+    if exited is not None:
+        return exited
     delay = 0.001
     while True:
         if hasattr(os, "waitid"):
@@ -113,6 +118,30 @@ def _wait_unreaped(process: subprocess.Popen[bytes], deadline: float) -> bool:
             return False
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, 0.02)
+
+
+def _wait_pidfd(pid: int, deadline: float) -> bool | None:
+    """Wait on a pidfd (Linux 5.3+): it becomes readable when the process exits, which does not reap it,
+    so the wait ends the moment the script does instead of at the next poll. None: no pidfds here."""
+    if not hasattr(os, "pidfd_open") or not hasattr(os, "waitid"):
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                poller.poll(max(1, math.ceil(remaining * 1000)))
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+            if deadline - time.monotonic() <= 0:
+                return False
+    finally:
+        os.close(pidfd)
 
 
 def bash_path() -> str:

@@ -172,12 +172,13 @@ class OosService(Service):
             ("Running", "Started", "Success", "Failed", "Waiting", "Cancelled", "Pending", "Skipped", "Queued"),
         )
         p.choice("SortOrder", ("Ascending", "Descending"))
+        execution_id, template_name, status = (p.filter_str(k) for k in ("ExecutionId", "TemplateName", "Status"))
         selected = [
             e
             for e in self.executions.values()
-            if (not p.str("ExecutionId") or e.execution_id == p.str("ExecutionId"))
-            and (not p.str("TemplateName") or (p.str("TemplateName") or "") in e.template_name)
-            and (not p.str("Status") or e.status == p.str("Status"))
+            if (not execution_id or e.execution_id == execution_id)
+            and (not template_name or template_name in e.template_name)
+            and (not status or e.status == status)
             and all(e.tags.get(k) == v for k, v in wanted_tags.items())
         ]
         field_name = p.str("SortField", "StartDate") or "StartDate"

@@ -3,10 +3,10 @@ Cloud Assistant and launch templates. One mixin per resource family, moto style;
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from localcloud.errors import ApiError, missing_parameter
+from localcloud.guest.pool import KeyedRunner
 from localcloud.guest.sandbox import GuestSandbox
 from localcloud.services.base import Service
 from localcloud.services.ecs.assistant import AssistantMixin, Invocation
@@ -44,7 +44,7 @@ class EcsService(
         self.invocations: dict[str, Invocation] = {}
         self.client_tokens: dict[tuple[str, str], tuple[str, str]] = {}
         self.sandboxes: dict[str, GuestSandbox] = {}
-        self.script_runner: ThreadPoolExecutor | None = None  # Cloud Assistant's scripts (assistant.py)
+        self.script_runner: KeyedRunner | None = None  # Cloud Assistant's scripts (assistant.py)
         self.launch_templates: dict[str, LaunchTemplate] = {}
         self._load_public_images()
 
@@ -68,7 +68,7 @@ class EcsService(
 
     def close(self) -> None:
         if self.script_runner is not None:  # scripts still running use their sandboxes
-            self.script_runner.shutdown(wait=True)
+            self.script_runner.shutdown()
             self.script_runner = None
         for sandbox in self.sandboxes.values():
             sandbox.cleanup()

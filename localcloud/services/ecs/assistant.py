@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError, missing_parameter, not_found
 from localcloud.guest.confine import ConfinementError
+from localcloud.guest.pool import KeyedRunner
 from localcloud.guest.runner import ScriptResult
 from localcloud.guest.sandbox import GuestSandbox
 from localcloud.guest.spec import GuestDisk
@@ -95,7 +96,8 @@ class AssistantMixin:
                 )
                 for d in self.instance_disks(instance)
             ]
-            sandbox = GuestSandbox(instance.instance_id, instance.guest, disks)
+            # Checked now, written by the first script's worker (off the thread that answers calls).
+            sandbox = GuestSandbox(instance.instance_id, instance.guest, disks, build=False)
             self.sandboxes[instance.instance_id] = sandbox
         return sandbox
 
@@ -185,8 +187,9 @@ class AssistantMixin:
         """Run the script off this thread, and reveal its outcome on the clock exactly as if it had run here.
 
         Why: a confined script takes 50-100 ms of real time, mostly waiting for its processes; run inline,
-        a 1,000-instance fleet spent over a minute waiting. A single worker runs scripts one at a time, in
-        the order they were sent, as before; meanwhile this thread answers the next calls. The outcome is
+        a 1,000-instance fleet spent over a minute waiting. A few workers run them (guest/pool.py): one
+        guest's scripts one at a time, in the order they were sent, as before, other guests' at once;
+        meanwhile this thread answers the next calls. The outcome is
         needed only when the clock reaches it: the first possible reveal (command_seconds, or the timeout
         if shorter) waits for the script. Its timer is set now, and the other possible one gets its place
         in the timers' order now (clock.reserve), so timers fire in the order they did with the script
@@ -202,7 +205,7 @@ class AssistantMixin:
             clock.call_later(timings.command_seconds, lambda: self._finish_run(invocation, run, outcome),
                              f"{invocation.invoke_id} done")  # fmt: skip
             return
-        future = self._script_runner().submit(execute)
+        future = self._script_runner().submit(instance.instance_id, execute)
         started = clock.now
         first = min(timings.command_seconds, float(invocation.timeout))
         place = clock.reserve()
@@ -226,9 +229,9 @@ class AssistantMixin:
 
         clock.call_later(first, reveal, f"{invocation.invoke_id} done")
 
-    def _script_runner(self: EcsService) -> ThreadPoolExecutor:
+    def _script_runner(self: EcsService) -> KeyedRunner:
         if self.script_runner is None:
-            self.script_runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="localcloud-guest-script")
+            self.script_runner = KeyedRunner()  # one guest's scripts in order; other guests' at once (pool.py)
         return self.script_runner
 
     def _confinement_outcome(self: EcsService, exc: Exception) -> dict[str, Any]:
@@ -276,19 +279,30 @@ class AssistantMixin:
             data["invokeId"] = invocation.invoke_id
         self.cloud.events.emit("acs.ecs", "ecs:CloudAssistant:TaskCompleted", run.instance_id, data)
 
+    def _invocations_of(self: EcsService, invoke_id: Any) -> Iterable[Invocation]:
+        """The invocations a scan filtered by InvokeId can match, in order: the one with that id (they are
+        kept by id), or all of them (no InvokeId, or one p.str refuses: the scan's first test raises)."""
+        if isinstance(invoke_id, str):
+            found = self.invocations.get(invoke_id)
+            return [found] if found is not None else []
+        return self.invocations.values()
+
     @api("DescribeInvocations")
     def describe_invocations(self: EcsService, p: Params) -> dict[str, Any]:
         self._region(p)
         encoding = p.str("ContentEncoding", "Base64") or "Base64"
         include_output = p.bool("IncludeOutput")
+        invoke_id, command_id, instance_id, invoke_status, command_type = (
+            p.filter_str(k) for k in ("InvokeId", "CommandId", "InstanceId", "InvokeStatus", "CommandType")
+        )
         selected = [
             inv
-            for inv in self.invocations.values()
-            if (not p.str("InvokeId") or inv.invoke_id == p.str("InvokeId"))
-            and (not p.str("CommandId") or inv.command_id == p.str("CommandId"))
-            and (not p.str("InstanceId") or p.str("InstanceId") in inv.runs)
-            and (not p.str("InvokeStatus") or inv.invoke_status == p.str("InvokeStatus"))
-            and (not p.str("CommandType") or inv.command_type == p.str("CommandType"))
+            for inv in self._invocations_of(invoke_id)
+            if (not invoke_id or inv.invoke_id == invoke_id)
+            and (not command_id or inv.command_id == command_id)
+            and (not instance_id or instance_id in inv.runs)
+            and (not invoke_status or inv.invoke_status == invoke_status)
+            and (not command_type or inv.command_type == command_type)
         ]
         selected.reverse()  # newest first
         page, meta = _page(p, selected, default_size=10, max_size=50)
@@ -350,14 +364,15 @@ class AssistantMixin:
         _check_invocation_paging(p)
         encoding = p.choice("ContentEncoding", ("PlainText", "Base64"), "Base64") or "Base64"
         record_status = p.str("InvokeRecordStatus")
+        invoke_id, command_id, instance_id = (p.filter_str(k) for k in ("InvokeId", "CommandId", "InstanceId"))
         rows = []
-        for inv in self.invocations.values():
-            if p.str("InvokeId") and inv.invoke_id != p.str("InvokeId"):
+        for inv in self._invocations_of(invoke_id):
+            if invoke_id and inv.invoke_id != invoke_id:
                 continue
-            if p.str("CommandId") and inv.command_id != p.str("CommandId"):
+            if command_id and inv.command_id != command_id:
                 continue
             for run in inv.runs.values():
-                if p.str("InstanceId") and run.instance_id != p.str("InstanceId"):
+                if instance_id and run.instance_id != instance_id:
                     continue
                 if record_status and run.record_status != record_status:
                     continue

@@ -151,18 +151,18 @@ class InstancesMixin:
         name = p.str("InstanceName")
         tags = p.tag_filter()
         selected = []
+        # Looked up once, tested where p.str was (Params.filter_str): a bad value fails where it always did.
+        instance_type, family, image_id = (p.filter_str(k) for k in ("InstanceType", "InstanceTypeFamily", "ImageId"))
         for instance in self.instances.values():
             if ids is not None and instance.instance_id not in ids:
                 continue
             if status and instance.status != status:
                 continue
-            if p.str("InstanceType") and instance.instance_type != p.str("InstanceType"):
+            if instance_type and instance.instance_type != instance_type:
                 continue
-            if p.str("InstanceTypeFamily") and not instance.instance_type.startswith(
-                p.required("InstanceTypeFamily") + "."
-            ):
+            if family and not instance.instance_type.startswith(family + "."):
                 continue
-            if p.str("ImageId") and instance.image_id != p.str("ImageId"):
+            if image_id and instance.image_id != image_id:
                 continue
             if name and not _wildcard_match(name, instance.name):
                 continue
@@ -184,15 +184,18 @@ class InstancesMixin:
         if disk_type not in ("all", "system", "data"):
             raise ApiError("InvalidDiskType.ValueNotSupported", f"The specified DiskType {disk_type!r} is not valid.")
         tags = p.tag_filter()
+        instance_id, category, status, snapshot_id = (
+            p.filter_str(k) for k in ("InstanceId", "Category", "Status", "SnapshotId")
+        )
         selected = [
             d
             for d in self.disks.values()
             if (disk_ids is None or d.disk_id in disk_ids)
-            and (not p.str("InstanceId") or d.instance_id == p.str("InstanceId"))
+            and (not instance_id or d.instance_id == instance_id)
             and (disk_type == "all" or d.disk_type == disk_type)
-            and (not p.str("Category") or d.category == p.str("Category"))
-            and (not p.str("Status") or d.status == p.str("Status"))
-            and (not p.str("SnapshotId") or d.source_snapshot_id == p.str("SnapshotId"))
+            and (not category or d.category == category)
+            and (not status or d.status == status)
+            and (not snapshot_id or d.source_snapshot_id == snapshot_id)
             and _tags_match(d.tags, tags)
         ]
         page, meta = _page(p, selected, default_size=10, max_size=500)

@@ -169,13 +169,14 @@ class SnapshotsMixin:
         usage = p.str("Usage")
         tags = p.tag_filter()
         source_type = (p.str("SourceDiskType") or "").lower()
+        instance_id, disk_id, name = (p.filter_str(k) for k in ("InstanceId", "DiskId", "SnapshotName"))
         selected = [
             s
             for s in self.snapshots.values()
             if (ids is None or s.snapshot_id in ids)
-            and (not p.str("InstanceId") or s.instance_id == p.str("InstanceId"))
-            and (not p.str("DiskId") or s.disk_id == p.str("DiskId"))
-            and (not p.str("SnapshotName") or s.name == p.str("SnapshotName"))
+            and (not instance_id or s.instance_id == instance_id)
+            and (not disk_id or s.disk_id == disk_id)
+            and (not name or s.name == name)
             and (status == "all" or s.status == status)
             and (not source_type or s.disk_type == source_type)
             and (not usage or self.snapshot_usage(s) == usage)
