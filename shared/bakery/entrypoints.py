@@ -102,6 +102,10 @@ def route_lifecycle(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[
     result = retention.apply(pipeline.ecs, pipeline.settings, family, just_promoted=image_ids)
     if result.deprecated or result.deleted or result.skipped:  # nothing retired, nothing to tell: no call
         pipeline.bus.publish(retention.retention_applied(result, image_ids))
+    # Retention ran: the family's promoted images are no longer in flight (the sweep re-sends Family:Promoted
+    # until then). Only Bakery's own promotions carry the mark; nothing else in the family is touched.
+    done = [i for i in result.awaiting_retention if i not in result.deleted]
+    pipeline.ecs.tag_existing("image", done, {tags.IN_FLIGHT: "false"})
     return {k: v for k, v in result.to_dict().items() if k != "decisions"}
 
 

@@ -211,8 +211,11 @@ class LocalRun:
         waiting = [(i.instance_id, "trigger") for i in ecs.instances.values()
                    if tags.truthy(i.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in i.tags]  # fmt: skip
         live = state.IN_FLIGHT_IMAGE
-        images = [(i.image_id, i.tags[tags.STATE]) for i in ecs.images.values() if i.tags.get(tags.STATE) in live]
-        return tuple(sorted(claimed + waiting + images))
+        images = [(i.image_id, i.tags[tags.STATE]) for i in ecs.images.values() if i.tags.get(tags.STATE) in live
+                  or (i.tags.get(tags.STATE) == state.READY and i.tags.get(tags.IN_FLIGHT) == "true")]  # fmt: skip
+        # Snapshots an interrupted retire left, marked for deletion: the sweep's hourly collection finishes them.
+        retiring = [(s.snapshot_id, "retiring") for s in ecs.snapshots.values() if tags.RETIRING in s.tags]
+        return tuple(sorted(claimed + waiting + images + retiring))
 
     # -- what happened -----------------------------------------------------------------------------
 

@@ -135,14 +135,9 @@ def _retention_kept(run: LocalRun, report: dict[str, Any]) -> list[str]:
     keep = int((run.env or {}).get("BAKERY_RETENTION_KEEP") or DEFAULT_RETENTION_KEEP)
     in_use = {i.image_id for i in ecs.instances.values() if getattr(i, "image_id", None)}
     ready = [b for b in report["bakes"] if b["state"] == "ready" and b.get("family") and b.get("imageId") in ecs.images]
-    # Retention runs when bakery-lifecycle gets a family's Image:Ready. When none of those reached it (a delivery
-    # fault lost them all), it has not run yet: the family's next promotion runs it (README: retention). That
-    # is housekeeping deferred, not a promise broken — checked below only for families whose Ready arrived.
-    handled = {str(d.result.get("family")) for d in run.runtime.deliveries
-               if d.function.endswith("lifecycle") and d.outcome == "ok" and isinstance(d.result, dict)}  # fmt: skip
+    # Retention runs when bakery-lifecycle gets a family's Family:Promoted; a lost one is sent again by the sweep
+    # (the promoted images stay in flight until it ran), so every family a settled run promoted into is checked.
     for family in sorted({b["family"] for b in ready}):
-        if family not in handled:
-            continue
         members = sorted((i for i in ecs.images.values() if i.family == family and i.owner_alias == "self"),
                          key=lambda i: (i.created_epoch, i.image_id), reverse=True)  # fmt: skip
         counted = [i for i in members if i.status == "Available" and i.tags.get(tags.STATE, tags.READY) == tags.READY]

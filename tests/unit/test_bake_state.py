@@ -96,7 +96,7 @@ def test_the_sweep_makes_at_most_one_query_a_minute_when_nothing_is_in_flight() 
     for minute in range(20):  # twenty minutes of an idle deployment
         counts = sweep.sweep(ctx, f"2024-01-01T00:{minute:02d}:00Z")
     assert counts == {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0,
-                      "snapshots": 0, "promoted": 0}  # fmt: skip
+                      "snapshots": 0, "promoted": 0, "retention": 0}  # fmt: skip
     ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)  # minute 2: the hourly collection
     images = [c.args for c in ctx.ecs.images_tagged.call_args_list]
     instances = [c.args for c in ctx.ecs.instances_tagged.call_args_list]

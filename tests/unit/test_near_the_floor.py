@@ -80,7 +80,8 @@ def test_a_sweeps_promotions_cost_one_put_events_and_one_tag_call_per_50_images(
     assert family_event.data == {"family": "web", "imageIds": [f"m-{n:03d}" for n in range(60)]}
     ready_writes = [c for c in ecs.tag.call_args_list if c.args[2].get(tags.STATE) == state.READY]
     assert [len(c.args[1]) for c in ready_writes] == [60]  # one list: the adapter sends 50 a call
-    assert ready_writes[0].args[2] == {tags.STATE: state.READY, tags.IN_FLIGHT: "false"}
+    # ready, and still in flight until the lifecycle function has run retention for the family
+    assert ready_writes[0].args[2] == {tags.STATE: state.READY, tags.IN_FLIGHT: "true"}
     assert ctx.promotions is None and ctx.instances is None  # the batch ends with the sweep
     # ... and the 60 instances to release were read in one call, not one each
     ecs.instances.assert_called_once_with([f"i-m-{n:03d}" for n in range(60)])
@@ -217,3 +218,41 @@ def test_two_passing_images_of_one_bake_in_one_sweep_promote_one_and_retire_noth
     ecs.delete_image_with_snapshots.assert_not_called()
     (call,) = ctx.bus.publish.call_args_list
     assert [e.data.get("imageId") for e in call.args if e.type == events.IMAGE_READY] == ["m-1"]
+
+
+def test_an_image_without_a_family_is_done_at_once_and_a_familys_waits_for_retention() -> None:
+    ctx = _context()
+    alone, in_family = _image("m-1", state.CHECKING, family=""), _image("m-2", state.CHECKING)
+    promote.finish(ctx, [(alone, BakeryEvent(events.IMAGE_READY, "m-1", {"family": ""})),
+                         (in_family, BakeryEvent(events.IMAGE_READY, "m-2", {"family": "web"}))])  # fmt: skip
+    writes = {tuple(c.args[1]): c.args[2][tags.IN_FLIGHT] for c in ctx.ecs.tag.call_args_list}
+    assert writes == {("m-1",): "false", ("m-2",): "true"}
+
+
+def test_the_sweep_sends_family_promoted_again_for_promotions_whose_retention_never_ran() -> None:
+    ecs = MagicMock(name="ecs")
+    waiting = _image("m-9", state.READY)  # promoted, its Family:Promoted lost: still marked in flight
+    ecs.images_tagged.return_value = [waiting]
+    ctx = _context(ecs)
+    sweep.sweep(ctx, "2026-01-05T09:15:00Z")  # the cycle's repairs-and-retention minute
+    (call,) = ctx.bus.publish.call_args_list
+    (event,) = call.args
+    assert (event.type, event.data["family"], event.data["imageIds"]) == (events.FAMILY_PROMOTED, "web", ["m-9"])
+    sweep.sweep(ctx, "2026-01-05T09:18:00Z")  # other listing minutes leave it to that one
+    assert ctx.bus.publish.call_count == 1
+
+
+def test_lifecycle_clears_the_mark_only_on_bakerys_own_promotions_it_did_not_delete() -> None:
+    from bakery import entrypoints
+
+    mine, other = _finished(2, 2), _finished(1, 1)
+    mine.tags.update({tags.STATE: state.READY, tags.IN_FLIGHT: "true"})
+    other.tags.clear()  # an image someone else put in the family
+    pipeline = MagicMock(name="pipeline")
+    pipeline.settings = Settings(region="cn-hangzhou")
+    pipeline.ecs.images_in_family.return_value = [mine, other]
+    event = events.CloudEvent(id="bk-2", source="bakery", type=events.FAMILY_PROMOTED, subject="web",
+                              time="2026-01-05T09:00:00Z", data={"family": "web", "imageIds": ["m-v2", "m-v1"]},
+                              raw={})  # fmt: skip
+    entrypoints.route_lifecycle(pipeline, event)
+    pipeline.ecs.tag_existing.assert_called_once_with("image", ["m-v2"], {tags.IN_FLIGHT: "false"})

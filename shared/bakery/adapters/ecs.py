@@ -99,6 +99,19 @@ class Ecs:
                 region_id=self.region, resource_type=resource_type, resource_id=ids[start : start + 50],
                 tag=[m.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()]))  # fmt: skip
 
+    def tag_existing(self, resource_type: str, resource_ids: Sequence[str], tags: dict[str, str]) -> None:
+        """`tag`, on those of `resource_ids` that still exist: if a batch names one that is gone (deleted since),
+        each is tagged on its own and the gone ones skipped."""
+        try:
+            self.tag(resource_type, resource_ids, tags)
+        except CloudError as exc:
+            if "NotFound" not in exc.code or len(resource_ids) < 2:
+                if "NotFound" in exc.code:
+                    return
+                raise
+            for resource_id in resource_ids:
+                self.tag_existing(resource_type, [resource_id], tags)
+
     def untag(self, resource_type: str, resource_id: str, keys: list[str]) -> None:
         if not keys:
             return

@@ -12,8 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from bakery.errors import RetryableError
+
 FORGET_AFTER_S = 60.0  # no throttling for this long: call freely again
 MAX_INTERVAL_S = 10.0
+MAX_ADMIT_WAIT_S = 10.0  # a turn further away than this is not waited for: the step is retried later instead
 
 
 class Pacer:
@@ -34,12 +37,15 @@ class Pacer:
                 self.interval = 0.0
                 return
             turn = max(now, self._next_at)
+            if turn - now > MAX_ADMIT_WAIT_S:  # a function's time is bounded (FC Timeout): hand the step back
+                raise RetryableError(f"paced: the next call is {turn - now:.0f} s away", code="Throttling")
             self._next_at = turn + self.interval
         if turn > now:
             self._wait(turn - now)
 
     def throttled(self, retry_after_s: float) -> None:
         """The call was throttled: pace from now on, and leave at least `retry_after_s` before the next call."""
+        retry_after_s = min(MAX_INTERVAL_S, max(0.0, retry_after_s))  # a server's hint is capped like the pace
         with self._lock:
             now = self._now()
             self.interval = min(MAX_INTERVAL_S, max(self.interval * 1.5, retry_after_s))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from bakery import events, tags
+from bakery import events, state, tags
 from bakery.errors import CloudError
 from bakery.events import BakeryEvent
 from bakery.families import fitness
@@ -56,6 +56,8 @@ class FamilyPlan:
     retention: Retention
     action: str
     decisions: tuple[Decision, ...]
+    # Promoted (bakery:state=ready) and still marked in flight: waiting for this retention run (promote.finish)
+    awaiting_retention: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "keep": self.retention.keep, "keepSource": self.retention.source,
@@ -93,7 +95,9 @@ def plan_families(ecs: Ecs, settings: Settings, family: str | None = None, *, fo
                 usage[candidate.image_id] = Usage(shared_with=tuple(shared))
         decisions = decide(images, keep=retention.keep, action=action, usage=usage, force=force, family=name,
                            just_promoted=just_promoted)  # fmt: skip
-        plans.append(FamilyPlan(name, retention, action, tuple(decisions)))
+        awaiting = tuple(i.image_id for i in images
+                         if i.tags.get(tags.STATE) == state.READY and i.tags.get(tags.IN_FLIGHT) == "true")  # fmt: skip
+        plans.append(FamilyPlan(name, retention, action, tuple(decisions), awaiting))
     return plans
 
 
@@ -114,6 +118,7 @@ class ApplyResult:
     deleted: list[str] = field(default_factory=list)
     deleted_snapshots: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"imageId", "why"}
+    awaiting_retention: list[str] = field(default_factory=list)  # see FamilyPlan
 
     @property
     def kept(self) -> list[Decision]:
@@ -143,7 +148,8 @@ def apply(
     what changed since the plan (an instance launched, the image shared) is skipped rather than forced."""
     plans = plan_families(ecs, settings, family, force=force, just_promoted=just_promoted)
     decisions = [d for p in plans for d in p.decisions]
-    result = ApplyResult(family, settings.retention_action, decisions, {p.family: p.retention for p in plans})
+    result = ApplyResult(family, settings.retention_action, decisions, {p.family: p.retention for p in plans},
+                         awaiting_retention=[i for p in plans for i in p.awaiting_retention])  # fmt: skip
     for index, d in enumerate(decisions):
         if d.action == KEEP or d.done:
             continue

@@ -22,7 +22,7 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
     """Every step is idempotent and `bakery:state=ready` is written LAST: if any step is interrupted
     (throttling...), the image is still `checking` and the sweep runs the whole promotion again."""
     bake_id = image.tags.get(tags.BAKE_ID, "")
-    if ctx.promotions and any(p.tags.get(tags.BAKE_ID) == bake_id for p, _ in ctx.promotions):
+    if promoting(ctx, bake_id):
         # Another image of this bake is being promoted in this sweep (not `ready` yet): retiring "the others"
         # would take that one too. This one waits for the next sweep, which finds the bake decided.
         log.warning("a second image of one bake passed in one sweep; left to the next sweep", image_id=image.image_id)
@@ -40,7 +40,8 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
         for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
             if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
                 retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
-        collect_retired_snapshots(ctx, bake_id)  # an earlier retire interrupted after its image was deleted
+    # What an earlier retire left (interrupted after its image was deleted) is the sweep's hourly collection's:
+    # looking for it here cost a DescribeSnapshots per promotion that almost always found nothing.
     release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
     ready = BakeryEvent(events.IMAGE_READY, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
@@ -50,6 +51,13 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
     else:
         finish(ctx, [(image, ready)])
     log.info("image promoted", family=family or None)
+
+
+def promoting(ctx: Context, bake_id: str) -> bool:
+    """Is an image of `bake_id` promoted in this sweep, its `ready` not written yet? Then no other step of that
+    bake may run in the same sweep: the listing it would act on is out of date (a retire, a wind-down, a
+    repair's end would take or undo the image being promoted)."""
+    return bool(ctx.promotions) and any(p.tags.get(tags.BAKE_ID) == bake_id for p, _ in ctx.promotions or ())
 
 
 def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
@@ -67,8 +75,12 @@ def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
                     *[BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids)})
                       for family, ids in sorted(by_family.items())])  # fmt: skip
     writes: dict[tuple[tuple[str, str], ...], list[str]] = {}
-    for image, _ in promotions:
+    for image, event in promotions:
         moved = tags.image_state(image.tags.get(tags.STATE), state.READY)  # refuses a move outside the table
+        if event.data.get("family"):
+            # Still in flight until the lifecycle function has run retention for its family (it clears this):
+            # a lost or dead-lettered Family:Promoted is published again by the sweep (RETENTION_PENDING).
+            moved[tags.IN_FLIGHT] = "true"
         writes.setdefault(tuple(sorted(moved.items())), []).append(image.image_id)
     for moved_tags, image_ids in writes.items():
         ctx.ecs.tag("image", image_ids, dict(moved_tags))

@@ -5,7 +5,7 @@ check. Bounded by BAKERY_MAX_REPAIRS; ClientTokens from the bake id and repair n
 from __future__ import annotations
 
 from bakery import events, state, tags
-from bakery.errors import BakeFailure, CloudError, RetryableError
+from bakery.errors import BakeFailure, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
 from bakery.model import Image
@@ -99,18 +99,19 @@ def _finish_repair(ctx: Context, image: Image) -> None:
     if execution.status != "Success" or not new_id:
         raise BakeFailure("repair-failed", f"ACS-ECS-RepairImage execution {execution_id} ended {execution.status}: "
                           f"{execution.message or 'no message'}. The image {image.image_id} stays out of its family.")  # fmt: skip
-    # The repair template makes a new image without family, tags or description: re-apply the lineage (the
-    # same tags again on a repeat: no read first). Its description is written with its family, at promotion.
-    lineage = {k: v for k, v in image.tags.items() if k.startswith("bakery:")}
-    lineage.update({**tags.image_state(state.UNSET, state.CREATING), tags.REPAIRED_FROM: image.image_id,
-                    tags.REPAIRS: str(int(image.tags.get(tags.REPAIRS, "0")) + 1)})  # fmt: skip
-    lineage.pop(tags.REPAIR_EXECUTION, None)
-    try:
+    repaired = ctx.ecs.image(new_id)
+    if repaired is None:
+        raise RetryableError(f"repaired image {new_id} is not visible yet")
+    if repaired.tags.get(tags.BAKE_ID) != image.tags.get(tags.BAKE_ID):
+        # The repair template makes a new image without family, tags or description: re-apply the lineage. Read
+        # first: after a lost write of the source's `repaired` this runs again, when the repaired image may be
+        # far along (checking, promoted): re-tagging it `creating` would undo that (red team, issue 11).
+        # Its description is written with its family, at promotion.
+        lineage = {k: v for k, v in image.tags.items() if k.startswith("bakery:")}
+        lineage.update({**tags.image_state(state.UNSET, state.CREATING), tags.REPAIRED_FROM: image.image_id,
+                        tags.REPAIRS: str(int(image.tags.get(tags.REPAIRS, "0")) + 1)})  # fmt: skip
+        lineage.pop(tags.REPAIR_EXECUTION, None)
         ctx.ecs.tag("image", new_id, {**ctx.settings.tags_required, **lineage})
-    except CloudError as exc:
-        if exc.code.startswith("InvalidResourceId") or exc.code.endswith("NotFound"):
-            raise RetryableError(f"repaired image {new_id} is not visible yet ({exc.code})", code=exc.code) from exc
-        raise
     ctx.set_state(image, state.REPAIRED)
     ctx.bus.publish(BakeryEvent(events.IMAGE_REPAIRED, new_id, {
         "bakeId": image.tags.get(tags.BAKE_ID), "imageId": new_id, "repairedFrom": image.image_id,

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from bakery import state, tags
+from bakery import events, state, tags
 from bakery.errors import BakeFailure, RetryableError
+from bakery.events import BakeryEvent
 from bakery.log import get_logger
 from bakery.model import Image, Instance
 from bakery.stages import check, claim, failure, promote, repair
@@ -37,7 +38,7 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
     Isolation: each bake is handled on its own, and so is each of the sweep's queries — a throttled query, a
     permanent error or a bug in one bake's step is logged and counted, and every other bake is still resumed."""
     counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0,
-              "snapshots": 0, "promoted": 0}  # fmt: skip
+              "snapshots": 0, "promoted": 0, "retention": 0}  # fmt: skip
 
     def attempt(kind: str, step: Callable[[], object]) -> object:
         counts[kind] += 1
@@ -104,6 +105,8 @@ def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
             # A running repair is followed by OOS's events; for one whose events were lost (or that OOS does
             # not announce), one look every fifteen minutes.
             _resume_image(ctx, image, attempt, repairs=minute % CYCLE == REPAIRS_AT)
+        if minute % CYCLE == REPAIRS_AT:
+            attempt("retention", lambda: _retention_pending(ctx, live or [], trigger_time))
     if CLAIMED in queries:
         claimed = attempt("queries", lambda: ctx.ecs.instances_tagged(tags.BAKE_ID))
         by_bake: dict[str, list[Image]] | None = None  # None: the listing failed, so no bake is judged lost
@@ -123,6 +126,20 @@ def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
         attempt("snapshots", lambda: promote.collect_retired_snapshots(ctx))
 
 
+def _retention_pending(ctx: Context, listing: list[Image], trigger_time: str) -> None:
+    """Promoted images whose family's retention has not run (their Family:Promoted lost, or its lifecycle run
+    dead-lettered): the event again, once per family, every fifteen minutes until the lifecycle function ran."""
+    by_family: dict[str, list[str]] = {}
+    for image in listing:
+        if image.tags.get(tags.STATE) == state.READY and image.tags.get(tags.FAMILY):
+            by_family.setdefault(image.tags[tags.FAMILY], []).append(image.image_id)
+    if not by_family:
+        return
+    ctx.bus.publish(*[BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids),
+                                                                   "resumedAt": trigger_time})
+                      for family, ids in sorted(by_family.items())])  # fmt: skip
+
+
 def _read_instances_to_release(ctx: Context, listing: list[Image], attempt: Attempt) -> None:
     """Several images about to be promoted: their instances (released by the promotion) in one call per 100,
     instead of one each. One image alone is read as before."""
@@ -135,6 +152,8 @@ def _read_instances_to_release(ctx: Context, listing: list[Image], attempt: Atte
 
 
 def _resume_image(ctx: Context, image: Image, attempt: Attempt, *, repairs: bool) -> None:
+    if promote.promoting(ctx, image.tags.get(tags.BAKE_ID, "")):
+        return  # its bake was promoted a moment ago from this same listing: the next sweep sees it as it is now
     current = image.tags.get(tags.STATE)
     if current in check.FOLLOWED:
         attempt("images", lambda: check.follow_image(ctx, image))
