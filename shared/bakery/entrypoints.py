@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bakery import events, tags
-from bakery.errors import InvalidEvent, NotATrigger
+from bakery.errors import InvalidEvent
 from bakery.events import CloudEvent, TimerEvent
 from bakery.handler import fc_handler
 from bakery.pipeline import Pipeline
-from bakery.stages.claim import bake_id_for, foreign_bake_id
+from bakery.stages.claim import bake_id_for, foreign_bake_id, trigger_call
 
 MAX_SNAPSHOTS = events.MAX_SNAPSHOTS
 
@@ -31,10 +31,7 @@ def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, 
     event = _cloud_event(event, "bake")
     if event.type == events.ACTIONTRAIL_API_CALL and event.data.get("eventName") == "TagResources":
         tagged = event.with_data(events.tag_call_data(event))
-        call = events.TagCall.parse(tagged.data, tags.TRIGGER, tags.truthy)
-        if call.resource_type not in (None, "instance") or call.trigger is False:
-            # Any tag write in the account reaches bake (Bakery's own are filtered by the trigger pattern).
-            raise NotATrigger(f"TagResources event {event.id} sets no {tags.TRIGGER}=true on an instance")
+        trigger_call(tagged)  # dropped here, before the pipeline is touched, when it surely is no trigger
         pipeline.on_tagged(tagged)
     elif event.type == events.ASSISTANT_TASK_COMPLETED:
         pipeline.on_preflight_done(event.with_data(events.task_completed_data(event)))

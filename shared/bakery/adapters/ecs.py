@@ -105,12 +105,11 @@ class Ecs:
         try:
             self.tag(resource_type, resource_ids, tags)
         except CloudError as exc:
-            if "NotFound" not in exc.code or len(resource_ids) < 2:
-                if "NotFound" in exc.code:
-                    return
+            if "NotFound" not in exc.code:
                 raise
-            for resource_id in resource_ids:
-                self.tag_existing(resource_type, [resource_id], tags)
+            if len(resource_ids) > 1:
+                for resource_id in resource_ids:
+                    self.tag_existing(resource_type, [resource_id], tags)
 
     def untag(self, resource_type: str, resource_id: str, keys: list[str]) -> None:
         if not keys:

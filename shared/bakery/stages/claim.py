@@ -57,11 +57,18 @@ def preflight_script_for(settings: Settings, skip_rules: list[str]) -> str:
 # == the trigger and the claim ======================================================================
 
 
-def on_tagged(ctx: Context, event: events.CloudEvent) -> None:
-    """ActionTrail TagResources: start a bake for each instance that got `bakery:bake=true`."""
+def trigger_call(event: events.CloudEvent) -> events.TagCall:
+    """The TagResources record as a possible trigger; NotATrigger when it surely sets no `bakery:bake=true` on
+    an instance (any tag write in the account reaches bake; Bakery's own are filtered by the trigger pattern)."""
     call = events.TagCall.parse(event.data, tags.TRIGGER, tags.truthy)
     if call.resource_type not in (None, "instance") or call.trigger is False:
         raise NotATrigger(f"TagResources event {event.id} sets no {tags.TRIGGER}=true on an instance")
+    return call
+
+
+def on_tagged(ctx: Context, event: events.CloudEvent) -> None:
+    """ActionTrail TagResources: start a bake for each instance that got `bakery:bake=true`."""
+    call = trigger_call(event)
     trigger_id = str(event.data.get("eventId") or event.id)
     for instance_id in call.resource_ids:
         if _INSTANCE_ID.match(instance_id):

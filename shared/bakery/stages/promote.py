@@ -57,7 +57,7 @@ def promoting(ctx: Context, bake_id: str) -> bool:
     """Is an image of `bake_id` promoted in this sweep, its `ready` not written yet? Then no other step of that
     bake may run in the same sweep: the listing it would act on is out of date (a retire, a wind-down, a
     repair's end would take or undo the image being promoted)."""
-    return bool(ctx.promotions) and any(p.tags.get(tags.BAKE_ID) == bake_id for p, _ in ctx.promotions or ())
+    return any(p.tags.get(tags.BAKE_ID) == bake_id for p, _ in ctx.promotions or ())
 
 
 def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
@@ -67,13 +67,8 @@ def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
     is idempotent; the events carry the same ids, so receivers see each once)."""
     if not promotions:
         return
-    by_family: dict[str, list[str]] = {}
-    for image, event in promotions:
-        if event.data.get("family"):
-            by_family.setdefault(event.data["family"], []).append(image.image_id)
-    ctx.bus.publish(*[event for _, event in promotions],
-                    *[BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids)})
-                      for family, ids in sorted(by_family.items())])  # fmt: skip
+    in_family = [(event.data["family"], image.image_id) for image, event in promotions if event.data.get("family")]
+    ctx.bus.publish(*[event for _, event in promotions], *family_promoted(in_family))
     writes: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for image, event in promotions:
         moved = tags.image_state(image.tags.get(tags.STATE), state.READY)  # refuses a move outside the table
@@ -84,6 +79,16 @@ def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
         writes.setdefault(tuple(sorted(moved.items())), []).append(image.image_id)
     for moved_tags, image_ids in writes.items():
         ctx.ecs.tag("image", image_ids, dict(moved_tags))
+
+
+def family_promoted(promoted: list[tuple[str, str]], **extra: str) -> list[BakeryEvent]:
+    """One `bakery:Family:Promoted` per family of the (family, image id) pairs, its images sorted; `extra` data
+    (a re-send's `resumedAt`) gives it an id of its own."""
+    by_family: dict[str, list[str]] = {}
+    for family, image_id in promoted:
+        by_family.setdefault(family, []).append(image_id)
+    return [BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids), **extra})
+            for family, ids in sorted(by_family.items())]  # fmt: skip
 
 
 def _repaired_description(image: Image) -> str | None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from bakery import events, state, tags
+from bakery import state, tags
 from bakery.errors import BakeFailure, RetryableError
-from bakery.events import BakeryEvent
 from bakery.log import get_logger
 from bakery.model import Image, Instance
 from bakery.stages import check, claim, failure, promote, repair
@@ -129,15 +128,10 @@ def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
 def _retention_pending(ctx: Context, listing: list[Image], trigger_time: str) -> None:
     """Promoted images whose family's retention has not run (their Family:Promoted lost, or its lifecycle run
     dead-lettered): the event again, once per family, every fifteen minutes until the lifecycle function ran."""
-    by_family: dict[str, list[str]] = {}
-    for image in listing:
-        if image.tags.get(tags.STATE) == state.READY and image.tags.get(tags.FAMILY):
-            by_family.setdefault(image.tags[tags.FAMILY], []).append(image.image_id)
-    if not by_family:
-        return
-    ctx.bus.publish(*[BakeryEvent(events.FAMILY_PROMOTED, family, {"family": family, "imageIds": sorted(ids),
-                                                                   "resumedAt": trigger_time})
-                      for family, ids in sorted(by_family.items())])  # fmt: skip
+    waiting = [(image.tags[tags.FAMILY], image.image_id) for image in listing
+               if image.tags.get(tags.STATE) == state.READY and image.tags.get(tags.FAMILY)]  # fmt: skip
+    if waiting:
+        ctx.bus.publish(*promote.family_promoted(waiting, resumedAt=trigger_time))
 
 
 def _read_instances_to_release(ctx: Context, listing: list[Image], attempt: Attempt) -> None:
