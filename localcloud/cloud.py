@@ -29,7 +29,7 @@ from localcloud.services.eventbridge import EventBridgeService
 from localcloud.services.oos import OosService
 from localcloud.services.oss import OssService
 from localcloud.services.ros import RosService
-from localcloud.wire import ApiRequest, RestRequest
+from localcloud.wire import ApiRequest, Params, RestRequest
 
 _RESOURCE_ID = re.compile(r"^(i|m|s|d|t|c|exec)-[\w-]+$")
 _RESOURCE_TYPE_BY_PREFIX = {
@@ -62,6 +62,9 @@ def _no_rest_service(service_name: str, request: RestRequest, request_id: str) -
     )  # FC error codes doc: 400
 
 
+CONSOLE_USER_AGENT = "ecs.console.aliyun.com"  # what ActionTrail records as a console operation's userAgent
+
+
 class LocalCloud:
     """An emulated Alibaba Cloud region. Thread-safe: every request and clock move holds `lock`."""
 
@@ -89,6 +92,7 @@ class LocalCloud:
         self.errors: Counter[str] = Counter()
         # access key id -> (role name, session name): STS credentials ActionTrail records as an assumed role
         self.role_sessions: dict[str, tuple[str, str]] = {}
+        self.caller: tuple[str, str] = ("", "")  # (access key id, user agent) of the call being handled
         self.write_calls = 0  # successful write API calls: "something changed", even when its event is lost
         # (service, action, reply) of every API call, kept only when someone asks (contract tests, traces).
         self.replies: list[tuple[str, str, Reply]] | None = [] if self.record_replies else None
@@ -192,6 +196,7 @@ class LocalCloud:
             fault, latency = self.faults.before_call(request.action)
             if fault is not None:
                 raise fault
+            self.caller = (request.access_key_id, user_agent)  # who a service's own later calls act as (OOS)
             body = spec.method(service, request.params)
         except ApiError as error:
             self.errors[f"{request.action}:{error.code}"] += 1
@@ -225,7 +230,14 @@ class LocalCloud:
         return Reply(error.status, body, headers)
 
     def _publish_api_call(
-        self, service: Any, request: ApiRequest, body: dict[str, Any], request_id: str, user_agent: str
+        self,
+        service: Any,
+        request: ApiRequest,
+        body: dict[str, Any],
+        request_id: str,
+        user_agent: str,
+        *,
+        unnamed: bool = False,
     ) -> None:
         """ActionTrail ApiCall event for a successful write call (only writes reach EventBridge)."""
         referenced: dict[str, list[str]] = {}
@@ -237,11 +249,14 @@ class LocalCloud:
                 if value not in referenced.setdefault(kind, []):
                     referenced[kind].append(value)
         first = next((ids[0] for ids in referenced.values()), "")
+        # The ECS console calls the same APIs; ActionTrail records its operations as eventType ConsoleOperation
+        # (ActionTrail "Management event structure"; a console record's userAgent is ecs.console.aliyun.com).
+        event_type = "ConsoleOperation" if CONSOLE_USER_AGENT in user_agent else "ApiCall"
         data: dict[str, Any] = {
             "eventId": self.ids.uuid(),
             "eventVersion": 1,
             "eventRW": "Write",
-            "eventType": "ApiCall",
+            "eventType": event_type,
             "eventName": request.action,
             "serviceName": service.product,
             "acsRegion": self.region,
@@ -250,9 +265,16 @@ class LocalCloud:
             "isGlobal": False,
             "sourceIpAddress": "127.0.0.1",
             "userAgent": user_agent,
-            "userIdentity": self._user_identity(request.access_key_id),
+            "userIdentity": (
+                {"type": "system", "accountId": self.account_id}
+                if unnamed
+                else self._user_identity(request.access_key_id)
+            ),
             "referencedResources": referenced,
         }
+        if self.scenario.event_shapes.actiontrail_response:
+            # "the API response" (ActionTrail management event structure): the body the caller got
+            data["responseElements"] = {"RequestId": request_id, **body}
         # Alibaba's ActionTrail samples keep RPC params flat and add the platform's own keys; whether the
         # EventBridge record carries them (or only requestParameterJson, or neither) is unpublished, so the
         # scenario's event_shapes picks one (README: wiring).
@@ -262,7 +284,18 @@ class LocalCloud:
                                          "AcsProduct": service.product, "AcsHost": service.host, "RequestId": request_id}  # fmt: skip
         elif shape == "json":
             data["requestParameterJson"] = json.dumps({"RegionId": self.region, **request.params.nested})
-        self.events.emit(f"acs.{service.name}", f"{service.name}:ActionTrail:ApiCall", first, data)
+        self.events.emit(f"acs.{service.name}", f"{service.name}:ActionTrail:{event_type}", first, data)
+
+    def record_call(self, service_name: str, action: str, params: dict[str, str], body: dict[str, Any],
+                    caller: tuple[str, str], *, identity: str = "caller") -> None:  # fmt: skip
+        """ActionTrail's record of a write a service makes itself (ACS-ECS-RepairImage's CreateImage: an OOS
+        template without a RAM role acts as whoever started the execution). `identity`: caller (the starter's
+        key), service (a record without userName: another plausible answer, UNCONFIRMED) or none (no record)."""
+        if identity == "none":
+            return
+        request = ApiRequest(service_name, "", action, Params(params), caller[0])
+        self._publish_api_call(self.services[service_name], request, body, self.ids.request_id(), "oos.aliyuncs.com",
+                               unnamed=identity == "service")  # fmt: skip
 
     def _user_identity(self, access_key_id: str) -> dict[str, Any]:
         """ActionTrail's userIdentity: a RAM user, or (STS credentials of a role session, e.g. the local FC

@@ -74,6 +74,12 @@ class EventShapes:
     # ActionTrail ApiCall `data`: flat (RPC wire keys `ResourceId.1`, `Tag.1.Key`, as ActionTrail's own samples
     # show), json (`requestParameterJson`, nested lists), or absent (EventBridge's ActionTrail sample: none).
     actiontrail_parameters: str = "flat"
+    # Does the record carry responseElements (the API's answer: CreateImage's ImageId)? ActionTrail defines the
+    # field; no published CreateImage record shows it (UNCONFIRMED), so a scenario can leave it out.
+    actiontrail_response: bool = True
+    # ACS-ECS-RepairImage's own CreateImage: recorded as the execution's starter (caller: an OOS template without
+    # a RAM role acts as its caller), without userName (service), or not at all (none). UNCONFIRMED which.
+    repair_create_image: str = "caller"
     assistant_invoke_id: bool = True  # does ecs:CloudAssistant:TaskCompleted carry invokeId?
 
 
@@ -216,8 +222,12 @@ class Scenario:
         if scenario.event_shapes.actiontrail_parameters not in ("flat", "json", "absent"):
             raise ScenarioError(f"{source}: event_shapes.actiontrail_parameters must be flat, json or absent, got "
                                 f"{scenario.event_shapes.actiontrail_parameters!r}")  # fmt: skip
-        if not isinstance(scenario.event_shapes.assistant_invoke_id, bool):
-            raise ScenarioError(f"{source}: event_shapes.assistant_invoke_id must be true or false")
+        if scenario.event_shapes.repair_create_image not in ("caller", "service", "none"):
+            raise ScenarioError(f"{source}: event_shapes.repair_create_image must be caller, service or none, got "
+                                f"{scenario.event_shapes.repair_create_image!r}")  # fmt: skip
+        for flag in ("assistant_invoke_id", "actiontrail_response"):
+            if not isinstance(getattr(scenario.event_shapes, flag), bool):
+                raise ScenarioError(f"{source}: event_shapes.{flag} must be true or false")
         scenario.quotas = _numbers(
             _dataclass_from(Quotas, data.get("quotas") or {}, source, "quotas"), source, "quotas"
         )

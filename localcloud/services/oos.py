@@ -53,6 +53,7 @@ class Execution:
     current_task: str = ""
     client_token: str = ""
     timers: list[Any] = field(default_factory=list)
+    caller: tuple[str, str] = ("", "")  # (access key, user agent) of StartExecution: the template acts as it
 
     def to_api(self, *, listing: bool, updated: str) -> dict[str, Any]:
         """The execution as StartExecution (`listing=False`) or ListExecutions (`listing=True`) shows it.
@@ -155,6 +156,7 @@ class OosService(Service):
             created_epoch=cloud.clock.now,
             current_task="checkImage",
             client_token=token or "",
+            caller=cloud.caller,
         )
         self.executions[execution.execution_id] = execution
         if token:
@@ -349,6 +351,11 @@ class OosService(Service):
             snapshot_sources=[("mapping", ("/dev/xvda", "system", snapshot, system.size))],
             encrypted=False,
         )
+        self.cloud.record_call("ecs", "CreateImage", {
+            "RegionId": self.cloud.region, "SnapshotId": snapshot.snapshot_id, "ImageName": image.name,
+            "DetectionStrategy": "Standard", "Platform": image.platform, "Architecture": image.architecture,
+            "BootMode": image.boot_mode}, {"ImageId": image.image_id}, execution.caller,
+            identity=self.cloud.scenario.event_shapes.repair_create_image)  # fmt: skip
         execution.outputs = {"imageId": image.image_id}
         self._end(execution, "Success", "")
 

@@ -42,6 +42,12 @@ class Settings:
     # family) and what happens to older ones.
     retention_keep: int = _var("BAKERY_RETENTION_KEEP", "template", 3)
     retention_action: str = _var("BAKERY_RETENTION_ACTION", "template", "deprecate")  # deprecate | delete
+    # Images made outside Bakery (stages.adopt): which ones Bakery follows and repairs — off | tag (images tagged
+    # bakery:adopt=true) | families (those, and images of BAKERY_ADOPT_FAMILIES) | all — and what becomes of a
+    # broken original once its repaired image is promoted: deprecate | delete (never one in use) | leave.
+    adopt_images: str = _var("BAKERY_ADOPT_IMAGES", "template", "tag")
+    adopt_families: tuple[str, ...] = _var("BAKERY_ADOPT_FAMILIES", "template", ())
+    adopted_original: str = _var("BAKERY_ADOPTED_ORIGINAL", "template", "deprecate")
     # -- set by Function Compute ------------------------------------------------------------------
     region: str = _var("FC_REGION", "platform", "")
     account_id: str = _var("FC_ACCOUNT_ID", "platform", "")
@@ -64,6 +70,8 @@ class Settings:
         for name, low in (("min_free_mb", 0), ("max_create_attempts", 1), ("max_repairs", 0), ("retention_keep", 1)):
             if name in values:
                 values[name] = _whole_number(cls, name, values[name], low)
+        if "adopt_families" in values:
+            values["adopt_families"] = tuple(f.strip() for f in values["adopt_families"].split(",") if f.strip())
         settings = cls(**values)
         if not settings.region:
             raise ConfigError(
@@ -73,10 +81,17 @@ class Settings:
             raise ConfigError(f"BAKERY_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}.")
         for name, allowed in (("unchecked_guest_policy", ("block", "warn")), ("unchecked_image_policy", ("fail", "promote")),
                               ("retire_policy", ("delete", "deprecate")),
-                              ("retention_action", ("deprecate", "delete"))):  # fmt: skip
+                              ("retention_action", ("deprecate", "delete")),
+                              ("adopt_images", ("off", "tag", "families", "all")),
+                              ("adopted_original", ("deprecate", "delete", "leave"))):  # fmt: skip
             if getattr(settings, name) not in allowed:
                 env_name = next(f.metadata["env"] for f in fields(cls) if f.name == name)
                 raise ConfigError(f"{env_name} must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}.")
+        if settings.adopt_images == "families" and not settings.adopt_families:
+            raise ConfigError(
+                "BAKERY_ADOPT_IMAGES=families needs BAKERY_ADOPT_FAMILIES: the image families whose new "
+                "images Bakery follows, comma-separated (or use tag: images tagged bakery:adopt=true)."
+            )
         return settings
 
     @property

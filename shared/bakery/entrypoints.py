@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bakery import events, tags
-from bakery.errors import InvalidEvent
+from bakery.errors import InvalidEvent, NotATrigger
 from bakery.events import CloudEvent, TimerEvent
 from bakery.handler import fc_handler
+from bakery.log import get_logger
 from bakery.pipeline import Pipeline
 from bakery.stages.claim import bake_id_for, foreign_bake_id, trigger_call
+
+log = get_logger(__name__)
 
 MAX_SNAPSHOTS = events.MAX_SNAPSHOTS
 
@@ -29,10 +32,32 @@ def _cloud_event(event: CloudEvent | TimerEvent, function: str) -> CloudEvent:
 def route_bake(pipeline: Pipeline, event: CloudEvent | TimerEvent) -> dict[str, Any] | None:
     # Each stage is handed only the fields events.py checked (with_data), so none reads an unchecked value.
     event = _cloud_event(event, "bake")
-    if event.type == events.ACTIONTRAIL_API_CALL and event.data.get("eventName") == "TagResources":
+    if event.type in events.ACTIONTRAIL_WRITES and event.data.get("eventName") == "TagResources":
         tagged = event.with_data(events.tag_call_data(event))
+        opt_in = events.TagCall.parse(tagged.data, tags.ADOPT, tags.truthy)
+        if opt_in.resource_type == "image":  # an image tagged bakery:adopt=true (stages.adopt)
+            if opt_in.trigger is False or pipeline.settings.adopt_images == "off":
+                raise NotATrigger(f"TagResources event {event.id} sets no {tags.ADOPT}=true on an image Bakery "
+                                  f"may adopt (BAKERY_ADOPT_IMAGES={pipeline.settings.adopt_images})")  # fmt: skip
+            for image_id in opt_in.resource_ids:
+                if events.IMAGE_ID.fullmatch(image_id):
+                    pipeline.adopt(image_id, opted_in=True)
+            return None
         trigger_call(tagged)  # dropped here, before the pipeline is touched, when it surely is no trigger
         pipeline.on_tagged(tagged)
+    elif event.type in events.ACTIONTRAIL_WRITES and event.data.get("eventName") in events.IMAGE_CREATING_CALLS:
+        call = events.ImageCall.parse(event, tags.BAKE_ID)
+        if pipeline.settings.adopt_images == "off" or call.failed or call.bakery_tagged:
+            # Before any call: adoption is off, the call made no image, or the image is Bakery's own bake's.
+            raise NotATrigger(f"{event.type} {event.data.get('eventName')} event {event.id}: nothing to adopt "
+                              f"(BAKERY_ADOPT_IMAGES={pipeline.settings.adopt_images}, failed={call.failed}, "
+                              f"Bakery's own={call.bakery_tagged})")  # fmt: skip
+        if call.image_id is None:
+            log.warning(
+                "CreateImage record names no image; the sweep's look for new images finds it", event_id=event.id
+            )
+        else:
+            pipeline.adopt(call.image_id, check_requested=call.check_requested)
     elif event.type == events.ASSISTANT_TASK_COMPLETED:
         pipeline.on_preflight_done(event.with_data(events.task_completed_data(event)))
     elif event.type == events.INSTANCE_STATE_CHANGE:

@@ -22,8 +22,11 @@ IMAGE_READY = "bakery:Image:Ready"
 BAKE_FAILED = "bakery:Bake:Failed"
 FAMILY_PROMOTED = "bakery:Family:Promoted"  # subject: the family; the images one sweep promoted into it
 FAMILY_RETENTION_APPLIED = "bakery:Family:RetentionApplied"  # subject: the family; what retention did
+IMAGE_ADOPTED = "bakery:Image:Adopted"  # an image made outside Bakery is followed (stages.adopt)
+IMAGE_NOT_ADOPTED = "bakery:Image:NotAdopted"  # ... or reported and left as it is (no check, no tag room...)
 BAKERY_TYPES = (BAKE_REQUESTED, IMAGE_CREATION_STARTED, IMAGE_CHECK_FAILED, IMAGE_REPAIR_STARTED, IMAGE_REPAIRED,
-                IMAGE_READY, BAKE_FAILED, FAMILY_PROMOTED, FAMILY_RETENTION_APPLIED)  # fmt: skip
+                IMAGE_READY, BAKE_FAILED, FAMILY_PROMOTED, FAMILY_RETENTION_APPLIED, IMAGE_ADOPTED,
+                IMAGE_NOT_ADOPTED)  # fmt: skip
 
 # The source each handled type is published under (template.yml's triggers and rules match both).
 _SOURCES = {"bakery:": SOURCE, "ecs:": "acs.ecs", "oos:": "acs.oos"}
@@ -35,6 +38,12 @@ def source_of(event_type: str) -> str | None:
 
 
 ACTIONTRAIL_API_CALL = "ecs:ActionTrail:ApiCall"
+# The ECS console's operations (its "Create Custom Image"): ActionTrail eventType ConsoleOperation, which
+# EventBridge types <service>:ActionTrail:ConsoleOperation (EventBridge "ActionTrail events"; ActionTrail
+# "Management event structure": eventType).
+ACTIONTRAIL_CONSOLE_OPERATION = "ecs:ActionTrail:ConsoleOperation"
+ACTIONTRAIL_WRITES = (ACTIONTRAIL_API_CALL, ACTIONTRAIL_CONSOLE_OPERATION)
+IMAGE_CREATING_CALLS = ("CreateImage",)  # the ActionTrail eventName of a call that makes an image Bakery may adopt
 SNAPSHOT_COMPLETED = "ecs:Snapshot:CreateSnapshotCompleted"
 INSTANCE_STATE_CHANGE = "ecs:Instance:StateChange"
 ASSISTANT_TASK_COMPLETED = "ecs:CloudAssistant:TaskCompleted"
@@ -331,13 +340,93 @@ def tag_call_data(event: CloudEvent) -> dict[str, Any]:
         out["requestParameterJson"] = nested
     referenced = event.data.get("referencedResources")
     if referenced is not None:
-        instances = referenced.get("ACS::ECS::Instance") if isinstance(referenced, dict) else None
-        if not isinstance(referenced, dict) or not (
-            instances is None or (isinstance(instances, list) and all(isinstance(i, str) for i in instances))
+        listed = (
+            [referenced.get(k) for k in ("ACS::ECS::Instance", "ACS::ECS::Image")]
+            if isinstance(referenced, dict)
+            else []
+        )
+        if not isinstance(referenced, dict) or not all(
+            ids is None or (isinstance(ids, list) and all(isinstance(i, str) for i in ids)) for ids in listed
         ):
             raise InvalidEvent(f"{what}: data.referencedResources must map resource types to ids ({show(referenced)})")
         out["referencedResources"] = referenced
     return out
+
+
+@dataclass(frozen=True)
+class ImageCall:
+    """What an ActionTrail CreateImage record says about the image it made, whatever shape it arrived in.
+
+    Alibaba publishes no EventBridge sample of this record (README: wiring). ActionTrail's management-event
+    structure defines `responseElements` ("the API response": CreateImage answers {RequestId, ImageId}),
+    `referencedResources` (the resources involved: new and source ids alike) and `errorCode` (a failed call).
+    Each is read; what the record does not say is None, and adoption re-reads the image before acting."""
+
+    image_id: str | None  # the new image; None when the record does not name it (the sweep discovers it)
+    failed: bool  # the call failed (errorCode): no image was made
+    check_requested: bool | None  # DetectionStrategy given? None when the record does not carry the request
+    bakery_tagged: bool  # the request tagged the image bakery:bake-id: Bakery's own CreateImage
+
+    @classmethod
+    def parse(cls, event: CloudEvent, bake_id_key: str) -> ImageCall:
+        what = f"{event.type} event {show(event.id)}"
+        data = event.data
+        failed = bool(data.get("errorCode"))
+        response = data.get("responseElements")
+        if response is not None and not isinstance(response, dict):
+            raise InvalidEvent(f"{what}: data.responseElements must be an object ({show(response)})")
+        image_id = (response or {}).get("ImageId")
+        if image_id is not None and not (isinstance(image_id, str) and IMAGE_ID.fullmatch(image_id)):
+            raise InvalidEvent(f"{what}: data.responseElements.ImageId is not an image id ({show(image_id)})")
+        request = _request_parameters(event)
+        if image_id is None:
+            referenced = data.get("referencedResources")
+            listed = referenced.get("ACS::ECS::Image") if isinstance(referenced, dict) else None
+            if listed is not None and not (isinstance(listed, list) and all(isinstance(i, str) for i in listed)):
+                raise InvalidEvent(
+                    f"{what}: data.referencedResources must map resource types to ids ({show(referenced)})"
+                )
+            # The request's own image ids are inputs (a source image), never the new one.
+            inputs = {v for k, v in (request or {}).items() if k.endswith("ImageId")}
+            made = [i for i in listed or [] if IMAGE_ID.fullmatch(i) and i not in inputs]
+            image_id = made[0] if len(made) == 1 else None
+        check: bool | None = None
+        bakery_tagged = False
+        if request is not None and any(k in request for k in _IMAGE_SOURCE_KEYS):
+            # The request as the caller sent it (an API caller's record). "If you do not configure this parameter,
+            # detection is not triggered" (CreateImage DetectionStrategy, SDK docstring): its absence is an answer.
+            # A console record may use names of its own, so only an ApiCall's absence counts.
+            strategy = request.get("DetectionStrategy")
+            check = bool(strategy) if strategy or event.type == ACTIONTRAIL_API_CALL else None
+            tag_keys = [v for k, v in request.items() if _FLAT_TAG_KEY.match(str(k))]
+            if isinstance(request.get("Tag"), list):
+                tag_keys += [t.get("Key") for t in request["Tag"] if isinstance(t, dict)]
+            bakery_tagged = bake_id_key in tag_keys
+        return cls(image_id, failed, check, bakery_tagged)
+
+
+_IMAGE_SOURCE_KEYS = ("InstanceId", "SnapshotId", "DiskDeviceMapping.1.SnapshotId", "DiskDeviceMapping")
+
+
+def _request_parameters(event: CloudEvent) -> dict[str, Any] | None:
+    """requestParameters (flat RPC keys) or requestParameterJson (nested), as one mapping; None when absent."""
+    what = f"{event.type} event {show(event.id)}"
+    flat = event.data.get("requestParameters")
+    if flat is not None:
+        if not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values()):
+            raise InvalidEvent(f"{what}: data.requestParameters must be an object of strings ({show(flat)})")
+        return flat
+    nested = event.data.get("requestParameterJson")
+    if isinstance(nested, str):
+        try:
+            nested = json.loads(nested, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError):
+            raise InvalidEvent(f"{what}: data.requestParameterJson is not JSON") from None
+        if isinstance(nested, (dict, list)):
+            _check_tree({"requestParameterJson": nested})
+    if nested is not None and not isinstance(nested, dict):
+        raise InvalidEvent(f"{what}: data.requestParameterJson must be an object ({show(nested)})")
+    return nested
 
 
 def task_completed_data(event: CloudEvent) -> dict[str, Any]:
@@ -410,9 +499,12 @@ class TagCall:
             pairs = [(t.get("Key"), t.get("Value")) for t in tag_list if isinstance(t, dict)]
             return cls(_lower(nested.get("ResourceType")), ids, _trigger(pairs, trigger_key, truthy))
         referenced = data.get("referencedResources")
-        instances = referenced.get("ACS::ECS::Instance") if isinstance(referenced, dict) else None
-        ids = tuple(str(v) for v in instances) if isinstance(instances, list) else ()
-        return cls("instance" if ids else None, ids, None)
+        for kind, name in (("ACS::ECS::Instance", "instance"), ("ACS::ECS::Image", "image")):
+            listed = referenced.get(kind) if isinstance(referenced, dict) else None
+            ids = tuple(str(v) for v in listed) if isinstance(listed, list) else ()
+            if ids:
+                return cls(name, ids, None)
+        return cls(None, (), None)
 
 
 _FLAT_TAG_KEY = re.compile(r"^Tag\.\d+\.Key$")

@@ -47,6 +47,7 @@ class Snapshot:
     progress: str
     size_gib: int  # SourceDiskSize
     tags: dict[str, str] = field(default_factory=dict)
+    created: str = ""  # CreationTime (UTC, ISO 8601)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from bakery.adapters.oos import Oos
 from bakery.config import Settings
 from bakery.errors import BakeFailure
 from bakery.model import Image, Instance
-from bakery.stages import check, claim, create, failure, repair, sweep
+from bakery.stages import adopt, check, claim, create, failure, repair, sweep
 from bakery.stages.context import Context
 
 
@@ -48,6 +48,13 @@ class Pipeline(Context):
     # check: follow an image to Available + checked, then promote (stages.check, stages.promote)
     def follow(self, image_id: str) -> None:
         check.follow(self, image_id)
+
+    # adoption: an image made outside Bakery, followed like a bake's (stages.adopt, then stages.check)
+    def adopt(self, image_id: str, **how: bool | None) -> Image | None:
+        adopted = adopt.adopt(self, image_id, **how)  # type: ignore[arg-type]
+        if adopted is not None:
+            check.follow_image(self, adopted)  # already checked (an image that failed before): decided now
+        return adopted
 
     # repair: ACS-ECS-RepairImage for a failed check (stages.repair)
     def on_check_failed(self, image_id: str) -> None:

@@ -51,6 +51,26 @@ IN_FLIGHT = "bakery:in-flight"
 # DiskDeviceMapping order (the first is the system disk); continued in `-2`, `-3`... when over 128 chars.
 SOURCE_SNAPSHOTS = "bakery:source-snapshots"
 
+# Images made outside Bakery (stages.adopt). Set by the operator on an image: "true" asks Bakery to follow its
+# ECS check and repair it (BAKERY_ADOPT_IMAGES tag, families or all; not off).
+ADOPT = "bakery:adopt"
+# Written by Bakery on every image of an adopted bake: = the id of the operator's original image. Retention treats
+# such images as the operator's (never retires them); adoption never takes an image carrying it twice.
+ADOPTED = "bakery:adopted"
+# The original's name as it was when adopted (names are unique per region: the repaired image takes it over,
+# the original is renamed; a repair of a name ACS-ECS-RepairImage cannot extend renames it for the run).
+ORIGINAL_NAME = "bakery:original-name"
+# Bakery's own keys on images: never copied to a repaired image as the operator's, never counted as theirs.
+IMAGE_WORK_TAGS = frozenset({BAKE_ID, STATE, IN_FLIGHT, SOURCE_INSTANCE, ATTEMPT, REPAIRS, REPAIR_EXECUTION,
+                             REPAIRED_FROM, ADOPTED, ORIGINAL_NAME, LAST_ERROR, FAMILY})  # fmt: skip
+
+
+def operator_tags(resource_tags: dict[str, str]) -> dict[str, str]:
+    """The tags an operator (or the platform: acs:*) set on an image, without Bakery's own work tags."""
+    return {k: v for k, v in resource_tags.items()
+            if k not in IMAGE_WORK_TAGS and not k.startswith(SOURCE_SNAPSHOTS)}  # fmt: skip
+
+
 # Written by Bakery on snapshots: = the bake id of an image being retired. ECS deletes an image's snapshots
 # only after the image, so the snapshots carry the record of what is left to delete (write-ahead) and a
 # retried or swept retire finishes it.

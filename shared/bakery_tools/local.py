@@ -91,6 +91,9 @@ class LocalRun:
         self.initial_results = {i.instance_id: (i.tags.get(tags.LAST_IMAGE), i.tags.get(tags.LAST_ERROR))
                                 for i in self.cloud.ecs.instances.values()}  # fmt: skip
         self.initial_images = {i for i, img in self.cloud.ecs.images.items() if img.owner_alias == "self"}
+        # The disks of the images there before the run: an adopted one's repaired image must hold them all.
+        self._seen_disks = {i: [_mapping_row(d) for d in img.mappings] for i, img in self.cloud.ecs.images.items()
+                            if img.owner_alias == "self"}  # fmt: skip
         self.initial_snapshots = set(self.cloud.ecs.snapshots)
         # What a promoted image must still hold: each instance's disks before anything ran.
         self.initial_disks = {
@@ -100,6 +103,7 @@ class LocalRun:
         self.initial_triggers = [i.instance_id for i in self.cloud.ecs.instances.values()
                                  if tags.truthy(i.tags.get(tags.TRIGGER))]  # fmt: skip
         self.outcome: str | None = None  # how run() ended: settled | stalled | time-limit
+        self.created_images: dict[str, list[dict[str, Any]]] = {}  # made outside Bakery by actions: their disks
 
     def close(self) -> None:
         self._stack.close()
@@ -115,28 +119,65 @@ class LocalRun:
     def tag(self, instance_id: str, tag_values: dict[str, str]) -> None:
         """What a person does in the console or CLI: TagResources on the instance."""
         from alibabacloud_ecs20140526 import models as m
-        from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
         request = m.TagResourcesRequest(
             region_id=self.cloud.region, resource_type="instance", resource_id=[instance_id],
             tag=[m.TagResourcesRequestTag(key=k, value=str(v)) for k, v in tag_values.items()])  # fmt: skip
-        for attempt in range(10):  # a person retries a throttled or failed console call a few seconds later
+        self._as_operator(f"tagging {instance_id}", lambda: self.operator.tag_resources(request))
+
+    def _as_operator(self, what: str, call: Callable[[], Any]) -> Any:
+        """An operator's call: a person retries a throttled or failed console call a few seconds later."""
+        from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+
+        for attempt in range(10):
             try:
-                self.operator.tag_resources(request)
-                return
+                return call()
             except AlibabaCloudException as exc:
                 transient = is_throttling(exc.code or "") or (getattr(exc, "status_code", 0) or 0) >= 500
                 if not transient or attempt == 9:
                     message = (exc.data or {}).get("Message", str(exc)) if isinstance(exc.data, dict) else str(exc)
-                    raise ValueError(f"scenario action: tagging {instance_id} failed: {exc.code}: {message}") from None
+                    raise ValueError(f"scenario action: {what} failed: {exc.code}: {message}") from None
                 self.runtime.run_until(self.cloud.clock.now + 1)
+        return None
+
+    def create_image(self, spec: dict[str, Any]) -> str:
+        """An image made outside Bakery (Packer, Terraform, a person): CreateImage from an instance (or the
+        snapshot `snapshot`) with the operator's key — through the console's user agent when `via: console`, so
+        ActionTrail records a ConsoleOperation — then shared with `share` accounts. Returns the image id."""
+        from alibabacloud_ecs20140526 import models as m
+        from alibabacloud_ecs20140526.client import Client as EcsClient
+
+        from localcloud.cloud import CONSOLE_USER_AGENT
+        from localcloud.testing import sdk_config
+
+        client = self.operator
+        if spec.get("via", "api") == "console":
+            config = sdk_config(self.cloud_env.endpoint, self.cloud.region, access_key_id=OPERATOR_KEY)
+            config.user_agent = CONSOLE_USER_AGENT
+            client = EcsClient(config)
+        request = m.CreateImageRequest(
+            region_id=self.cloud.region, instance_id=spec.get("instance"), snapshot_id=spec.get("snapshot"),
+            image_name=spec.get("name"), image_family=spec.get("family") or None,
+            description=spec.get("description") or None,
+            detection_strategy="Standard" if spec.get("check", True) else None,
+            tag=[m.CreateImageRequestTag(key=k, value=str(v)) for k, v in (spec.get("tags") or {}).items()] or None,
+            client_token=f"operator-{spec['name']}"[:64])  # fmt: skip
+        image_id = self._as_operator(f"CreateImage {spec['name']}", lambda: client.create_image(request)).body.image_id
+        self.created_images[image_id] = [_mapping_row(d) for d in self.cloud.ecs.images[image_id].mappings]
+        if spec.get("share"):
+            share = m.ModifyImageSharePermissionRequest(region_id=self.cloud.region, image_id=image_id,
+                                                        add_account=[str(a) for a in spec["share"]])  # fmt: skip
+            self._as_operator(f"sharing {image_id}", lambda: self.operator.modify_image_share_permission(share))
+        return image_id
 
     def apply(self, action: dict[str, Any]) -> None:
         if "tag" in action:
             spec = action["tag"]
             self.tag(spec["instance"], spec["tags"])
+        elif "create_image" in action:
+            self.create_image(action["create_image"])
         else:
-            raise ValueError(f"unknown scenario action {action!r}: supported: {{at: SECONDS, tag: {{instance, tags}}}}")
+            raise ValueError(f"unknown scenario action {action!r}: supported: {ACTIONS}")
 
     def run(self, on_step: Callable[[LocalRun], None] | None = None, step_seconds: float = 60.0,
             patience_seconds: float = 6 * 3600, limit_seconds: float = 7 * 86400) -> dict[str, Any]:  # fmt: skip
@@ -187,18 +228,20 @@ class LocalRun:
         actions = []
         for index, action in enumerate(self.scenario.actions):
             where = f"actions[{index}]"
-            tag = action.get("tag") if isinstance(action, dict) else None
-            if not isinstance(tag, dict) or set(action) - {"at", "tag"}:
-                raise ValueError(
-                    f"{where}: an action is {{at: SECONDS, tag: {{instance: i-..., tags: {{...}}}}}}, got {action!r}"
-                )
+            kinds = [k for k in ("tag", "create_image") if isinstance(action, dict) and k in action]
+            if len(kinds) != 1 or set(action) - {"at", kinds[0]} or not isinstance(action[kinds[0]], dict):
+                raise ValueError(f"{where}: an action is one of {ACTIONS}, got {action!r}")
             at = action.get("at", 0)
             if isinstance(at, bool) or not isinstance(at, (int, float)) or at < 0:
                 raise ValueError(f"{where}.at must be a number of seconds >= 0, got {at!r}")
-            if not isinstance(tag.get("instance"), str) or not isinstance(tag.get("tags"), dict) or not tag["tags"]:
-                raise ValueError(
-                    f"{where}.tag needs instance: ONE instance id (a string) and tags: a non-empty mapping"
-                )
+            if kinds == ["tag"]:
+                tag = action["tag"]
+                if not isinstance(tag.get("instance"), str) or not isinstance(tag.get("tags"), dict) or not tag["tags"]:
+                    raise ValueError(
+                        f"{where}.tag needs instance: ONE instance id (a string) and tags: a non-empty mapping"
+                    )
+            else:
+                _check_create_image(action["create_image"], f"{where}.create_image")
             actions.append(action)
         return sorted(actions, key=lambda a: float(a.get("at", 0)))
 
@@ -215,7 +258,29 @@ class LocalRun:
                   or (i.tags.get(tags.STATE) == state.READY and i.tags.get(tags.IN_FLIGHT) == "true")]  # fmt: skip
         # Snapshots an interrupted retire left, marked for deletion: the sweep's hourly collection finishes them.
         retiring = [(s.snapshot_id, "retiring") for s in ecs.snapshots.values() if tags.RETIRING in s.tags]
-        return tuple(sorted(claimed + waiting + images + retiring))
+        return tuple(sorted(claimed + waiting + images + retiring + self._awaiting_adoption()))
+
+    def _awaiting_adoption(self) -> list[tuple[str, str]]:
+        """Images the adoption policy takes that nobody adopted yet (their CreateImage record lost, say) and that
+        can still be adopted: the sweep's look for them comes within fifteen minutes. An image Bakery reported as
+        not adoptable, or one without the check, is not waiting."""
+        settings = self.settings()
+        policy = settings.get("BAKERY_ADOPT_IMAGES", "tag")
+        if policy == "off":
+            return []
+        families = {f.strip() for f in settings.get("BAKERY_ADOPT_FAMILIES", "").split(",") if f.strip()}
+        reported = {e["subject"] for e in self.bakery_events() if e.get("type") == "bakery:Image:NotAdopted"}
+        waiting = []
+        for image in self.cloud.ecs.images.values():
+            if image.owner_alias != "self" or tags.BAKE_ID in image.tags or tags.ADOPTED in image.tags:
+                continue
+            taken = (policy == "all" or tags.truthy(image.tags.get(tags.ADOPT))
+                     or (policy == "families" and image.family in families))  # fmt: skip
+            if not taken or image.image_id in reported or image.image_id in self.initial_images:
+                continue
+            if image.status in ("Creating", "Waiting") or (image.status == "Available" and image.detection_status):
+                waiting.append((image.image_id, "to adopt"))
+        return waiting
 
     # -- what happened -----------------------------------------------------------------------------
 
@@ -256,16 +321,23 @@ class LocalRun:
                 bake["attempts"] = max(bake["attempts"], counted if isinstance(counted, int) else 0)
             elif kind == "bakery:Bake:Failed":
                 bake.update(state="failed", reason=data.get("reason"), message=data.get("message"))
+            if data.get("adopted") and isinstance(data.get("originalImageId"), str):
+                bake["originalImageId"] = data["originalImageId"]
+            if kind == "bakery:Image:Adopted" and isinstance(data.get("name"), str):
+                bake["originalName"] = data["name"]
         # Events can be lost (that is what the sweep is for): fill in what the tags know.
         for image in self.cloud.ecs.images.values():
             bake_id = image.tags.get(tags.BAKE_ID)
-            if not bake_id or image.image_id in self.initial_images:  # history from before the run
+            # history from before the run (an image adopted from it is followed by its bake's events)
+            if not bake_id or (image.image_id in self.initial_images and bake_id not in bakes):
                 continue
             bake = bakes.setdefault(bake_id, {"bakeId": bake_id, "instanceId": image.tags.get(tags.SOURCE_INSTANCE),
                                               "state": "in-flight", "imageId": None, "family": None, "attempts": 0,
                                               "reason": None})  # fmt: skip
             # A bake first seen through an event that does not name the instance (Image:Repaired) learns it here.
             bake["instanceId"] = bake["instanceId"] or image.tags.get(tags.SOURCE_INSTANCE)
+            if image.tags.get(tags.ADOPTED):
+                bake["originalImageId"] = image.tags[tags.ADOPTED]
             if image.tags.get(tags.STATE) == tags.READY and bake["state"] != "ready":
                 bake.update(state="ready", imageId=image.image_id, family=image.family or None,
                             attempts=int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0")))  # fmt: skip
@@ -385,6 +457,7 @@ class LocalRun:
     def _baseline(self) -> dict[str, Any]:
         return {
             "images": sorted(self.initial_images),
+            "operatorImages": sorted(self.created_images),
             "snapshots": sorted(self.initial_snapshots),
             "instances": {
                 k: {"status": v, "disks": self.initial_disks.get(k, [])} for k, v in self.initial_status.items()
@@ -405,7 +478,14 @@ class LocalRun:
         return found
 
     def _source_disks(self, bake: dict[str, Any]) -> list[dict[str, Any]]:
-        """What the bake imaged: its instance's disks at the start of the run, or its source snapshots."""
+        """What the bake imaged: its instance's disks at the start of the run, or its source snapshots, or (an
+        adopted image) the original's disks."""
+        original = bake.get("originalImageId")
+        if original:
+            known = self.created_images.get(original) or self._seen_disks.get(original)
+            if known is None and original in self.cloud.ecs.images:
+                known = [_mapping_row(d) for d in self.cloud.ecs.images[original].mappings]
+            return [dict(d) for d in known or []]
         snapshot_ids: list[str] = []
         for image in self.cloud.ecs.images.values():
             if image.tags.get(tags.BAKE_ID) == bake["bakeId"]:
@@ -432,6 +512,34 @@ class LocalRun:
 
 
 # -- the verdict: pure functions of a report ---------------------------------------------------------------
+
+
+ACTIONS = (
+    "{at: SECONDS, tag: {instance, tags}}",
+    "{at: SECONDS, create_image: {instance | snapshot, name, family, "
+    "description, tags, check: true|false, via: api|console, share: [accounts]}}",
+)
+_CREATE_IMAGE_KEYS = {"instance", "snapshot", "name", "family", "description", "tags", "check", "via", "share"}
+
+
+def _check_create_image(spec: dict[str, Any], where: str) -> None:
+    unknown = set(spec) - _CREATE_IMAGE_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_CREATE_IMAGE_KEYS)}")
+    if (spec.get("instance") is None) == (spec.get("snapshot") is None):
+        raise ValueError(f"{where} needs instance: i-... or snapshot: s-... (one of them)")
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ValueError(f"{where}.name must be the image's name (a string)")
+    if spec.get("via", "api") not in ("api", "console"):
+        raise ValueError(f"{where}.via must be api or console, got {spec.get('via')!r}")
+    if not isinstance(spec.get("tags", {}), dict) or not isinstance(spec.get("share", []), list):
+        raise ValueError(f"{where}: tags is a mapping, share a list of account ids")
+    if not isinstance(spec.get("check", True), bool):
+        raise ValueError(f"{where}.check must be true or false")
+
+
+def _mapping_row(mapping: Any) -> dict[str, Any]:
+    return {"device": mapping.device, "type": mapping.disk_type, "sizeGiB": mapping.size}
 
 
 def _disk_row(disk: Any) -> dict[str, Any]:

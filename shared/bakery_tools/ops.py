@@ -1,8 +1,9 @@
-"""Operator commands: status, bake.
+"""Operator commands: status, bake, repair.
 
     bakery status [--json] [--limit N]                     bakes in flight and recent outcomes, from tags
     bakery bake INSTANCE [--family F] [--stop-first] [--name PREFIX]
     bakery bake --snapshots s-1,s-2 --family F [--name PREFIX]
+    bakery repair IMAGE                                    follow and repair an image made outside Bakery
 
 Both talk to the cloud named by the target options (`--region`, `--endpoint` of a local cloud, `--bus`;
 see bakery_tools.target) and print JSON with `--json`. Exit codes: 0 done, 1 refused or a problem (a bake already
@@ -33,8 +34,8 @@ _SNAPSHOT_ID = re.compile(r"^s-[\w-]{1,62}$")
 MAX_SNAPSHOTS = 17  # one system disk + up to 16 data disks (DiskDeviceMapping)
 MAX_NAME_PREFIX = 100  # the image is named PREFIX-<bake id>-<attempt>: 128 characters at most
 IN_FLIGHT_IMAGE_STATES = state.IN_FLIGHT_IMAGE  # the state model's: what the sweep follows is what status shows
-ROW_KEYS = ("instanceId", "snapshotIds", "bakeId", "state", "inFlight", "imageId", "family", "attempts", "lastResult",
-            "lastImage", "lastError")  # fmt: skip
+ROW_KEYS = ("instanceId", "snapshotIds", "originalImageId", "bakeId", "state", "inFlight", "imageId", "family",
+            "attempts", "lastResult", "lastImage", "lastError")  # fmt: skip
 
 
 @dataclass
@@ -80,6 +81,21 @@ def register(commands: Any) -> None:
     bake_parser.add_argument("--name", help="image name prefix")
     bake_parser.set_defaults(run=cmd_bake)
 
+    repair_parser = commands.add_parser(
+        "repair",
+        help="follow an image made outside Bakery through its check, and repair it if it fails",
+        description="Adopt IMAGE (made by the console, Packer, Terraform..., before Bakery was deployed or outside "
+        "its BAKERY_ADOPT_IMAGES policy): Bakery follows its ECS image check and, if it failed, repairs it with "
+        "ACS-ECS-RepairImage; the repaired image takes over its name, description, family, tags and shares, and "
+        "the original is deprecated, deleted or left (the AdoptedOriginalPolicy parameter). Also starts again an "
+        "adopted image whose repair failed, once you fixed what it said.",
+        epilog="example:\n  bakery repair m-bp1abc123 && bakery status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_arguments(repair_parser)
+    repair_parser.add_argument("image", help="image id (m-...)")
+    repair_parser.set_defaults(run=cmd_repair)
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -111,7 +127,7 @@ def status(settings: Settings, args: argparse.Namespace) -> Outcome:
     lines = [f"Bakery in {settings.region}: {_count(len(in_flight), 'bake')} in flight, "
              f"{_count(len(finished), 'finished bake')}" + (f" ({omitted} older not shown: --limit)" if omitted else ""),
              ""]  # fmt: skip
-    header = ["instance", "bake id", "state", "image", "family", "attempts", "last result"]
+    header = ["source", "bake id", "state", "image", "family", "attempts", "last result"]
     table = [[_source(r), r["bakeId"] or "-", r["state"], r["imageId"] or "-", r["family"] or "-",
               "-" if r["attempts"] is None else str(r["attempts"]), _clip(r["lastResult"], 60)]
              for r in payload["bakes"]]  # fmt: skip
@@ -125,8 +141,9 @@ def status(settings: Settings, args: argparse.Namespace) -> Outcome:
 def collect_bakes(ecs: Any) -> list[dict[str, Any]]:
     """Every bake the tags know about: in flight first, then finished ones newest first.
 
-    Five paged tag queries whatever the fleet size: images with `bakery:state`, and instances with
-    `bakery:bake-id`, `bakery:bake`, `bakery:last-image` or `bakery:last-error`.
+    Six paged tag queries whatever the fleet size: images with `bakery:state` or `bakery:adopted` (an adopted
+    image given back after its bake failed carries no state), and instances with `bakery:bake-id`, `bakery:bake`,
+    `bakery:last-image` or `bakery:last-error`.
     """
     images = ecs.images_tagged(tags.STATE)
     by_bake: dict[str, list[Image]] = {}
@@ -155,6 +172,15 @@ def collect_bakes(ecs: Any) -> list[dict[str, Any]]:
         if source in listed and current.tags.get(tags.STATE) == tags.READY:
             continue  # an earlier bake of a listed instance: its row shows the latest outcome
         rows.append(_image_row(current, source))
+    for image in ecs.images_tagged(tags.ADOPTED):  # adopted images whose bake failed: given back, unstated
+        if (
+            tags.STATE not in image.tags
+            and image.tags.get(tags.LAST_ERROR)
+            and image.tags[tags.ADOPTED] == image.image_id
+        ):
+            rows.append({**_image_row(image, ""), "state": "failed", "inFlight": False, "imageId": None,
+                         "lastResult": f"failed: {image.tags[tags.LAST_ERROR]} (the image is as it was)",
+                         "lastError": image.tags[tags.LAST_ERROR]})  # fmt: skip
     in_flight = sorted((r for r in rows if r["inFlight"]), key=lambda r: (_source(r), r["bakeId"] or ""))
     finished = sorted((r for r in rows if not r["inFlight"]), key=lambda r: r["_created"], reverse=True)
     # finished: newest first, unknown times (failed bakes) last; one key order for every row
@@ -169,7 +195,8 @@ def _instance_row(
         f"previous: ready {t[tags.LAST_IMAGE]}" if t.get(tags.LAST_IMAGE)
         else f"previous: failed ({t[tags.LAST_ERROR]})" if t.get(tags.LAST_ERROR) else "-"
     )  # fmt: skip
-    base = {"instanceId": instance.instance_id, "snapshotIds": [], "lastImage": t.get(tags.LAST_IMAGE) or None,
+    base = {"instanceId": instance.instance_id, "snapshotIds": [], "originalImageId": None,
+            "lastImage": t.get(tags.LAST_IMAGE) or None,
             "lastError": t.get(tags.LAST_ERROR) or None}  # fmt: skip
     if t.get(tags.BAKE_ID):
         bake_id = t[tags.BAKE_ID]
@@ -201,7 +228,7 @@ def _image_row(image: Image, source_instance: str) -> dict[str, Any]:
     state = image.tags.get(tags.STATE, "")
     ready = state == tags.READY
     return {"instanceId": source_instance or None, "snapshotIds": tags.unpack_snapshot_ids(image.tags),
-            "bakeId": image.tags.get(tags.BAKE_ID), "state": state, "inFlight": not ready, "imageId": image.image_id,
+            "originalImageId": image.tags.get(tags.ADOPTED) or None, "bakeId": image.tags.get(tags.BAKE_ID), "state": state, "inFlight": not ready, "imageId": image.image_id,
             "family": image.family or image.tags.get(tags.FAMILY) or None, "attempts": _attempts(image),
             "lastResult": _ready_result(image) if ready else "-", "lastImage": None, "lastError": None,
             "_created": image.creation_time}  # fmt: skip
@@ -237,6 +264,8 @@ def _ready_result(image: Image | None) -> str:
 def _source(row: dict[str, Any]) -> str:
     if row["instanceId"]:
         return row["instanceId"]
+    if row.get("originalImageId"):
+        return f"adopted {row['originalImageId']}"
     snapshots = row["snapshotIds"]
     if not snapshots:
         return "-"
@@ -307,6 +336,54 @@ def bake(settings: Settings, args: argparse.Namespace) -> Outcome:
               f"Follow it: {follow}"]  # fmt: skip
     payload = {"ok": True, "instanceId": instance_id, "tagged": wanted, "family": family or None,
                "stopFirst": stop_first, "next": steps, "follow": follow}  # fmt: skip
+    return Outcome(payload, lines)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    return _operate(args, lambda settings: repair(settings, args))
+
+
+def repair(settings: Settings, args: argparse.Namespace) -> Outcome:
+    """Adopt one image now (any policy): the same flow an adopted image's CreateImage event starts."""
+    from bakery.pipeline import Pipeline
+    from bakery.stages import adopt
+
+    image_id = args.image
+    if not events.IMAGE_ID.fullmatch(image_id or ""):
+        raise Refused(EXIT_USAGE, "bad-image-id", f"{image_id!r} is not an image id (m-...).")
+    pipeline = Pipeline.from_settings(settings)
+    image = pipeline.ecs.image(image_id)
+    follow = f"bakery status{_target_flags(args)}"
+    if image is None:
+        raise Refused(EXIT_USAGE, "unknown-image", f"No custom image {image_id} of this account in {settings.region}. "
+                      "Check the id and the region (only your own images can be repaired).")  # fmt: skip
+    if tags.BAKE_ID in image.tags and tags.ADOPTED not in image.tags:
+        raise Refused(EXIT_PROBLEM, "bakery-image", f"{image_id} is an image of Bakery's bake "
+                      f"{image.tags[tags.BAKE_ID]}: that bake checks and repairs it. Follow it: {follow}")  # fmt: skip
+    if tags.ADOPTED in image.tags and image.tags.get(tags.STATE) is not None:
+        raise Refused(EXIT_PROBLEM, "already-followed", f"{image_id} is already followed (bake "
+                      f"{image.tags.get(tags.BAKE_ID)}, state {image.tags[tags.STATE]}). Follow it: {follow}")  # fmt: skip
+    problem = adopt.not_adoptable(pipeline, image)
+    if problem is not None:
+        raise Refused(EXIT_PROBLEM, problem[0], problem[1])
+    adopted = pipeline.adopt(image_id, requested=True)
+    if adopted is None:  # someone else took it in between, or it is a repair's output
+        raise Refused(EXIT_PROBLEM, "not-adopted", f"{image_id} was not adopted (it is followed already, or is "
+                      f"the output of a repair Bakery runs). Look: {follow}")  # fmt: skip
+    now = pipeline.ecs.image(image_id)
+    current = (now.tags.get(tags.STATE) if now else None) or "?"
+    bake_id = adopted.tags[tags.BAKE_ID]
+    steps = ["bakery-check follows its ECS image check (the sweep, every few minutes)",
+             "a failed check: bakery-repair runs ACS-ECS-RepairImage on the failing items",
+             "the repaired image, once its own check passes, takes over the name, description, family "
+             f"{image.family or '(none)'!r}, tags and shares; the original is then deprecated, deleted or left, as "
+             "the stack's AdoptedOriginalPolicy says"]  # fmt: skip
+    lines = [f"Adopted {image_id} ({image.name}, {image.status}) as bake {bake_id}: state {current}.",
+             "What happens next:", *_numbered(steps),
+             "An image that cannot be repaired ends with a bakery:Bake:Failed event and the original as it was.",
+             f"Follow it: {follow}"]  # fmt: skip
+    payload = {"ok": True, "imageId": image_id, "bakeId": bake_id, "state": current, "family": image.family or None,
+               "next": steps, "follow": follow}  # fmt: skip
     return Outcome(payload, lines)
 
 

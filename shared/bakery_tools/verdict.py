@@ -17,6 +17,8 @@ PROMISES = (
     "no instance left stopped (or started when it was Stopped) or holding Bakery's work tags",
     "no image in a family without a passed check (BAKERY_UNCHECKED_IMAGE_POLICY=promote: unless ECS cannot check it)",
     "every promoted image has all its source's disks (count, types, order, sizes)",
+    "an adopted image is given back as it was when its bake fails, or settled by BAKERY_ADOPTED_ORIGINAL once its "
+    "repaired image (with its name) is promoted",
 )
 # Tags that mean "a bake holds this instance": none may stay once no bake of it is in flight.
 _HELD_TAGS = (tags.BAKE_ID, tags.STATE, tags.IMAGE, tags.PREFLIGHT_INVOKE, tags.ENDING)
@@ -67,8 +69,13 @@ def broken_promises(report: dict[str, Any]) -> list[str]:
     retention_deleted = set((report.get("retention") or {}).get("deleted", []))
     problems: list[str] = []
     images = {i["imageId"]: i for i in report["images"]}
-    new_images = {k: v for k, v in images.items() if k not in initial_images}
+    # The operator's images (made outside Bakery during the run, adopted or not) and adopted originals are the
+    # operator's: never orphans, never Bakery's doing in a family; an original is judged by its own promise.
+    operator_images = set(baseline.get("operatorImages", []))
+    originals = {k for k, v in images.items() if v["tags"].get(tags.ADOPTED) == k}
+    new_images = {k: v for k, v in images.items() if k not in initial_images | operator_images | originals}
     bakes = {b["bakeId"]: b for b in report["bakes"]}
+    problems += _adopted_originals(report, images, settings)
 
     def retired(image: dict[str, Any]) -> bool:  # BAKERY_RETIRE_POLICY=deprecate keeps them, Deprecated
         return retire_deprecates and _retired_by_policy(image)
@@ -82,7 +89,10 @@ def broken_promises(report: dict[str, Any]) -> list[str]:
         if bake["state"] == "ready":
             # Retention (RetentionAction=delete) may delete a promoted image once newer ones replace it.
             expected = (
-                [] if bake["imageId"] in retention_deleted and bake["imageId"] not in images else [bake["imageId"]]
+                []
+                if (bake["imageId"] in retention_deleted and bake["imageId"] not in images)
+                or bake["imageId"] in originals
+                else [bake["imageId"]]  # an original promoted itself: its promise
             )
             if expected and bake["imageId"] not in images:
                 problems.append(f"bake {bake['bakeId']}: its promoted image {bake['imageId']} is gone "
@@ -119,6 +129,41 @@ def broken_promises(report: dict[str, Any]) -> list[str]:
         held = [t for t in _HELD_TAGS if t in instance["tags"]]
         if held and instance["instanceId"] not in in_flight:
             problems.append(f"instance {instance['instanceId']} still carries {', '.join(held)} with no bake in flight")
+    return problems
+
+
+def _adopted_originals(report: dict[str, Any], images: dict[str, Any], settings: dict[str, str]) -> list[str]:
+    """An adopted bake's original: as it was (failed), itself promoted, or settled by the policy (repaired)."""
+    policy = settings.get("BAKERY_ADOPTED_ORIGINAL", "deprecate")
+    problems = []
+    for bake in report["bakes"]:
+        original_id = bake.get("originalImageId")
+        if not original_id or bake["state"] not in ("ready", "failed"):
+            continue
+        original, name = images.get(original_id), bake.get("originalName")
+        work = [t for t in (tags.STATE, tags.IN_FLIGHT, tags.ORIGINAL_NAME) if original and t in original["tags"]]
+        if bake["state"] == "failed":
+            if original is None:
+                problems.append(
+                    f"adopted image {original_id} is gone after its bake failed (it must be left as it was)"
+                )
+            elif work or original["status"] != "Available" or (name and original["name"] != name):
+                problems.append(f"adopted image {original_id} was not given back as it was: status "
+                                f"{original['status']}, name {original['name']!r}, work tags {work}")  # fmt: skip
+            continue
+        if bake["imageId"] == original_id:
+            continue  # it passed its check: promoted itself
+        promoted = images.get(bake["imageId"] or "")
+        want = name if policy != "leave" else (name or "")[: 128 - len("-repaired")] + "-repaired"
+        if promoted is not None and name and promoted["name"] != want:
+            problems.append(f"repaired image {promoted['imageId']} is named {promoted['name']!r}, not {want!r} "
+                            f"(the name of {original_id})")  # fmt: skip
+        expected = {"leave": ("Available",), "deprecate": ("Deprecated",), "delete": (None, "Deprecated")}[policy]
+        status = original["status"] if original else None
+        if status not in expected or (original and original["tags"].get(tags.STATE) != tags.RETIRED):
+            problems.append(f"adopted image {original_id} is {status or 'gone'} (state "
+                            f"{original and original['tags'].get(tags.STATE)}) after its repaired image was promoted; "
+                            f"BAKERY_ADOPTED_ORIGINAL={policy} means {' or '.join(str(e) for e in expected)}")  # fmt: skip
     return problems
 
 

@@ -151,6 +151,7 @@ def _retention_kept(run: LocalRun, report: dict[str, Any]) -> list[str]:
         for image in counted[keep:]:
             exempt = (
                 tags.BAKE_ID not in image.tags  # the operator's own image: counted, never retired
+                or tags.ADOPTED in image.tags  # an adopted image (repaired or not) is the operator's too
                 or image.image_id in in_use
                 or image.shared_with
                 or tags.truthy(image.tags.get("bakery:protected"))

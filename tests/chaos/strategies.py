@@ -35,7 +35,8 @@ EVENT_TYPES = (
     "ecs:ActionTrail:ApiCall", "ecs:CloudAssistant:TaskCompleted", "ecs:Instance:StateChange",
     "ecs:Snapshot:CreateSnapshotCompleted", "oos:CloudMonitor:ExecutionStatusChange",
     "bakery:Image:CreationStarted", "bakery:Image:CheckFailed", "bakery:Image:RepairStarted",
-    "bakery:Image:Repaired", "bakery:Image:Ready", "bakery:Bake:Failed",
+    "bakery:Image:Repaired", "bakery:Image:Ready", "bakery:Bake:Failed", "ecs:ActionTrail:ConsoleOperation",
+    "bakery:Image:Adopted",
 )  # fmt: skip
 MAX_TAGS = tags.MAX_TAGS_PER_RESOURCE
 
@@ -191,6 +192,30 @@ def chaos_cases(draw: st.DrawFn, max_instances: int = 4, max_fuzz_events: int = 
         "snapshot_bakes": snapshot_bakes,
         "event_faults": harness,
     }
+    bystanders = [i["spec"]["id"] for i in instances if i["how"] == "none"]
+    if bystanders and draw(st.integers(0, 2)) == 2:
+        # Images made outside Bakery (issue 12) from instances nobody bakes: adopted or not by the policy drawn,
+        # with or without the check, via the API or the console, with the record in each plausible shape.
+        for n, instance_id in enumerate(draw(st.lists(st.sampled_from(bystanders), min_size=1, max_size=2))):
+            outside: dict[str, Any] = {"instance": instance_id, "name": f"outside{n}-{instance_id}",
+                                       "check": draw(st.sampled_from([True, True, False])),
+                                       "via": draw(st.sampled_from(["api", "console"]))}  # fmt: skip
+            family = draw(st.none() | st.sampled_from(FAMILIES))
+            if family:
+                outside["family"] = family
+            if draw(st.booleans()):
+                outside["tags"] = {tags.ADOPT: "true", "team": f"t{n}"}
+            if draw(st.booleans()):
+                outside["share"] = ["1111222233334444"]
+            scenario["actions"].append({"at": draw(st.sampled_from([0, 60, 900])), "create_image": outside})
+        policy = draw(st.sampled_from(["tag", "all", "families"]))
+        chaos["env"]["BAKERY_ADOPT_IMAGES"] = policy
+        if policy == "families":
+            chaos["env"]["BAKERY_ADOPT_FAMILIES"] = ",".join(draw(st.lists(st.sampled_from(FAMILIES), min_size=1,
+                                                                           unique=True)))  # fmt: skip
+        chaos["env"]["BAKERY_ADOPTED_ORIGINAL"] = draw(st.sampled_from(["deprecate", "delete", "leave"]))
+        scenario["event_shapes"]["actiontrail_response"] = draw(st.booleans())
+        scenario["event_shapes"]["repair_create_image"] = draw(st.sampled_from(["caller", "service", "none"]))
     if max_fuzz_events:
         chaos["fuzz_events"] = draw(st.lists(fuzz_events(), max_size=max_fuzz_events))
     return {**scenario, "chaos": chaos}

@@ -59,7 +59,8 @@ def test_an_idle_hour_costs_what_the_sweep_schedule_says() -> None:
     assert idle["problems"] == [] and idle["fc_invocations"] == 0
     minutes = idle["sweep_minutes"]
     assert len(minutes) == idle["sweeps"] == 60 and minutes == list(range(minutes[0], minutes[0] + 60))
-    assert idle["calls"] == sum(len(sweep.schedule(m)) for m in minutes)  # one call (a page) per query
+    # one call (a page) per query; adoption is on by default (BAKERY_ADOPT_IMAGES=tag: one query)
+    assert idle["calls"] == sum(len(sweep.schedule(m, adopting=True)) for m in minutes)
     assert idle["calls_per_day"] == idle["calls"] * 24
     assert idle["excluded"]["operator_calls"] == 0
 
@@ -70,7 +71,7 @@ def test_sweeps_with_bakes_in_flight_are_counted_one_by_one() -> None:
     assert len(held["per_sweep"]) == 15 and held["max"] == max(held["per_sweep"])
     assert sum(held["calls_by_action"].values()) == sum(held["per_sweep"])
     # Two bakes fit one page of every query: each sweep makes exactly the queries its minute schedules.
-    assert held["per_sweep"] == [len(sweep.schedule(m)) for m in held["sweep_minutes"]]
+    assert held["per_sweep"] == [len(sweep.schedule(m, adopting=True)) for m in held["sweep_minutes"]]
 
 
 def test_met_is_computed_from_the_measurement() -> None:

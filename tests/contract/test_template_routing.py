@@ -33,6 +33,11 @@ EXPECTED_DELIVERIES: dict[str, list[str]] = {
     "bakery-bake-requested.json": [BAKE],
     "bakery-bake-requested.snapshots.json": [BAKE],  # one image from snapshots of several instances' disks
     "bakery-image-checkfailed.json": [REPAIR],
+    "bakery-image-adopted.json": [],  # for users: the sweep follows the adopted image
+    "bakery-image-notadopted.json": [],  # terminal: for users
+    # An image made outside Bakery (Packer's API call, the console's operation): bake adopts it (stages.adopt).
+    "ecs-actiontrail-createimage.json": [BAKE],
+    "ecs-actiontrail-createimage.console.json": [BAKE],
     # For users: a new image cannot have finished its check, so the sweep decides it (no function woken).
     "bakery-image-creationstarted.json": [],
     "bakery-family-promoted.json": [LIFECYCLE],  # retention, once per family per sweep
@@ -204,7 +209,8 @@ def _retention_on_repaired_instead_of_promoted(resources: dict[str, Any]) -> Non
 def _own_writes_filter_dropped(resources: dict[str, Any]) -> None:
     config = resources["BakeOnTagTrigger"]["Properties"]["TriggerConfig"]
     config["eventRuleFilterPattern"] = (
-        '{"source":["acs.ecs"],"type":["ecs:ActionTrail:ApiCall"],"data":{"eventName":["TagResources"]}}'
+        '{"source":["acs.ecs"],"type":["ecs:ActionTrail:ApiCall","ecs:ActionTrail:ConsoleOperation"],'
+        '"data":{"eventName":["TagResources","CreateImage"]}}'
     )
 
 

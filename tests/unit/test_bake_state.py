@@ -96,10 +96,12 @@ def test_the_sweep_makes_at_most_one_query_a_minute_when_nothing_is_in_flight() 
     for minute in range(20):  # twenty minutes of an idle deployment
         counts = sweep.sweep(ctx, f"2024-01-01T00:{minute:02d}:00Z")
     assert counts == {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0,
-                      "snapshots": 0, "promoted": 0, "retention": 0}  # fmt: skip
+                      "snapshots": 0, "promoted": 0, "retention": 0, "adopted": 0}  # fmt: skip
     ctx.ecs.snapshots_tagged.assert_called_once_with(tags.RETIRING, None)  # minute 2: the hourly collection
     images = [c.args for c in ctx.ecs.images_tagged.call_args_list]
     instances = [c.args for c in ctx.ecs.instances_tagged.call_args_list]
+    assert images.count((tags.ADOPT, "true")) == 2  # minutes 4 and 19: images to adopt (BAKERY_ADOPT_IMAGES=tag)
+    images = [a for a in images if a != (tags.ADOPT, "true")]
     assert images == [(tags.IN_FLIGHT, "true")] * 7  # every third minute: 0, 3, 6, 9, 12, 15, 18
     assert instances == [(tags.TRIGGER,), (tags.BAKE_ID,), (tags.TRIGGER,)]  # minutes 1, 6 (with images), 16
     ctx.ecs.image.assert_not_called()  # nothing is re-read

@@ -56,7 +56,7 @@ def _image(image_id: str, current: str, family: str = "web", **extra: str) -> Im
 
 def test_a_quiet_minute_makes_no_call() -> None:
     ctx = _context()
-    quiet = next(m for m in range(60) if not sweep.schedule(m))
+    quiet = next(m for m in range(60) if not sweep.schedule(m, adopting=True))  # adoption on: the default (tag)
     sweep.sweep(ctx, f"2026-01-05T09:{quiet:02d}:00Z")
     assert ctx.ecs.method_calls == [] and ctx.bus.method_calls == []
 

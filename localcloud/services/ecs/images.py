@@ -4,6 +4,7 @@ DeleteImage, ModifyImageSharePermission, DescribeImageSharePermission (CreateIma
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from localcloud.errors import ApiError, not_found
@@ -179,12 +180,18 @@ class ImagesMixin:
         tags = p.tag_filter()
         p.choice("OSType", ("linux", "windows"), code="InvalidOSType", status=404)
         p.choice("Architecture", ("i386", "x86_64", "arm64"), code="InvalidArchitecture", status=404)
+        created_after, created_before = float("-inf"), float("inf")
         for index, entry in enumerate(p.struct_list("Filter"), start=1):
-            # Filters are not processed (see the docstring), but an unknown key is the documented error.
-            if entry.get("Key") not in ("CreationStartTime", "CreationEndTime", "NetworkType"):
-                raise ApiError(
-                    "InvalidFilterKey.NotFound", f"Filter.{index}.Key {entry.get('Key')!r} is not supported.", 404
-                )
+            # CreationStartTime / CreationEndTime: "resources created after / before the specified time point",
+            # yyyy-MM-ddTHH:mmZ in UTC (SDK DescribeImagesRequestFilter). NetworkType is accepted, not applied
+            # (every emulated image is a VPC image). An unknown key is the documented error.
+            key = entry.get("Key")
+            if key not in ("CreationStartTime", "CreationEndTime", "NetworkType"):
+                raise ApiError("InvalidFilterKey.NotFound", f"Filter.{index}.Key {key!r} is not supported.", 404)
+            if key == "CreationStartTime":
+                created_after = _filter_time(entry.get("Value"), index)
+            elif key == "CreationEndTime":
+                created_before = _filter_time(entry.get("Value"), index)
         # Each parameter read once, not once per image; then only the images an index offers (by id,
         # family, tag or owner: index.py) go through the full filter chain, which decides as before.
         family = _Once(p.str, "ImageFamily")
@@ -221,6 +228,8 @@ class ImagesMixin:
             if is_public is not None and (image.owner_alias == "system") != is_public():
                 continue
             if usable is not None and image.usable != usable():
+                continue
+            if not created_after <= image.created_epoch <= created_before:
                 continue
             if not _tags_match(image.tags, tags):
                 continue
@@ -380,3 +389,14 @@ class ImagesMixin:
             raise _dry_run()
         del self.images[image_id]
         return {}
+
+
+def _filter_time(value: Any, index: int) -> float:
+    """A Filter.N.Value time (yyyy-MM-ddTHH:mmZ; seconds accepted) as epoch seconds. The error code for a
+    malformed one is not published (UNCONFIRMED): InvalidParameter, 400."""
+    for layout in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(str(value), layout).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    raise ApiError("InvalidParameter", f"Filter.{index}.Value {value!r} is not a time like 2026-01-05T09:00Z (UTC).")

@@ -154,7 +154,8 @@ class Ecs:
         for start in range(0, len(unique), 100):
             body = self._call("DescribeSnapshots", self._client.describe_snapshots, m.DescribeSnapshotsRequest(
                 region_id=self.region, snapshot_ids=json.dumps(unique[start : start + 100]), max_results=100))  # fmt: skip
-            found += [Snapshot(s.snapshot_id, s.status or "", s.progress or "", _int(s.source_disk_size), _tags(s.tags))
+            found += [Snapshot(s.snapshot_id, s.status or "", s.progress or "", _int(s.source_disk_size), _tags(s.tags),
+                               s.creation_time or "")
                       for s in (body.snapshots.snapshot if body.snapshots else None) or []]  # fmt: skip
         return found
 
@@ -204,6 +205,14 @@ class Ecs:
         found = body.images.image if body.images else []
         return _image(found[0]) if found else None
 
+    def images_named(self, name: str) -> list[Image]:
+        """Own images (any status) named exactly `name`: ImageName is a fuzzy match, so compared here (one call:
+        names are unique per region, so at most one matches)."""
+        body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+            region_id=self.region, image_name=name, status=ALL_IMAGE_STATUSES, image_owner_alias="self",
+            page_size=100))  # fmt: skip
+        return [_image(i) for i in (body.images.image if body.images else []) if i.image_name == name]
+
     def images_of_snapshot(self, snapshot_id: str) -> list[Image]:
         """Own images (any status) built on `snapshot_id`: one call, for the snapshot-completed fast path."""
         body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
@@ -225,9 +234,26 @@ class Ecs:
             page += 1
 
     def set_image_attributes(self, image_id: str, *, family: str | None = None, status: str | None = None,
-                             description: str | None = None) -> None:  # fmt: skip
+                             description: str | None = None, name: str | None = None) -> None:  # fmt: skip
         self._call("ModifyImageAttribute", self._client.modify_image_attribute, m.ModifyImageAttributeRequest(
-            region_id=self.region, image_id=image_id, image_family=family, status=status, description=description))  # fmt: skip
+            region_id=self.region, image_id=image_id, image_family=family, status=status, description=description,
+            image_name=name))  # fmt: skip
+
+    def images_created_since(self, since: str, tag: tuple[str, str] | None = None) -> list[Image]:
+        """Own images Creating, Waiting or Available created at or after `since` (yyyy-MM-ddTHH:mmZ, UTC:
+        DescribeImages Filter CreationStartTime), optionally carrying tag `tag`, over all pages."""
+        tags = [m.DescribeImagesRequestTag(key=tag[0], value=tag[1])] if tag else None
+        result, page = [], 1
+        while True:
+            body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
+                region_id=self.region, status="Creating,Waiting,Available", image_owner_alias="self", tag=tags,
+                filter=[m.DescribeImagesRequestFilter(key="CreationStartTime", value=since)],
+                page_size=100, page_number=page))  # fmt: skip
+            batch = body.images.image if body.images else []
+            result += [_image(i) for i in batch]
+            if page * 100 >= (body.total_count or 0) or not batch:
+                return result
+            page += 1
 
     # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.families) -----------------------
 
@@ -299,6 +325,13 @@ class Ecs:
             if page * 100 >= (body.total_count or 0) or not batch:
                 return accounts
             page += 1
+
+    def share(self, image_id: str, accounts: list[str]) -> None:
+        """Share `image_id` with `accounts` (AddAccount takes at most 10 per call)."""
+        for start in range(0, len(accounts), 10):
+            self._call("ModifyImageSharePermission", self._client.modify_image_share_permission,
+                       m.ModifyImageSharePermissionRequest(region_id=self.region, image_id=image_id,
+                                                           add_account=accounts[start : start + 10]))  # fmt: skip
 
     def unshare(self, image_id: str, accounts: list[str]) -> None:
         """Stop sharing `image_id` with `accounts` (RemoveAccount takes at most 10 per call)."""

@@ -19,8 +19,9 @@ from bakery.model import Image
 
 
 def made_by_bakery(image: Image) -> bool:
-    """Bakery tags every image it makes with its bake id; an image without one is the operator's."""
-    return tags.BAKE_ID in image.tags
+    """Bakery tags every image it makes with its bake id; an image without one is the operator's — and so is
+    every image of an adopted bake (`bakery:adopted`): the operator's image, repaired, in the operator's family."""
+    return tags.BAKE_ID in image.tags and tags.ADOPTED not in image.tags
 
 
 def unfinished_state(image: Image, just_promoted: tuple[str, ...] | str = ()) -> str | None:

@@ -18,7 +18,8 @@ Which images count, and which retention may touch (`bakery.families.fitness`, sh
 Never touched (kept, with the reason):
 
 - `promotion in flight` — `bakery:state` other than ready: the pipeline (the sweep) owns it;
-- `not made by Bakery` — no `bakery:bake-id`: the operator's own image. An Available one still counts towards
+- `not made by Bakery` — no `bakery:bake-id`: the operator's own image (and `adopted`: an image made outside
+  Bakery that it followed or repaired, `bakery:adopted`, still the operator's). An Available one still counts towards
   N (launches resolving the family may boot it), but retention never deprecates or deletes it;
 - `newest N` — the N newest counted images. N is `BAKERY_RETENTION_KEEP` (default 3), overridden per family
   by the image tag `bakery:retention-keep=<n>`. When several images of the family carry that tag, the
@@ -190,8 +191,9 @@ def decide(
         if image.image_id in newest:
             kept_because.append(f"newest {keep}")
         if not fitness.made_by_bakery(image):
-            kept_because.append(f"not made by Bakery (no {tags.BAKE_ID}): left to you"
-                                + (", counted towards the newest N" if is_counted else ""))  # fmt: skip
+            whose = (f"adopted ({tags.ADOPTED}={image.tags[tags.ADOPTED]}): your image, repaired by Bakery"
+                     if tags.ADOPTED in image.tags else f"not made by Bakery (no {tags.BAKE_ID})")  # fmt: skip
+            kept_because.append(f"{whose}: left to you" + (", counted towards the newest N" if is_counted else ""))
         if tags.truthy(image.tags.get(PROTECTED_TAG)):
             kept_because.append("protected tag")
         if image.image_id == latest:  # promotions can land out of creation order: never undo one at once

@@ -12,7 +12,7 @@ from bakery.errors import BakeFailure
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
 from bakery.model import Image, ImageDisk
-from bakery.stages import create, failure, promote
+from bakery.stages import adopt, create, failure, promote
 from bakery.stages.context import Context
 
 log = get_logger(__name__)
@@ -31,15 +31,18 @@ def follow_image(ctx: Context, image: Image) -> None:
     """Move an image on from what was just read of it (the sweep's listing, or `follow`'s read)."""
     if image.tags.get(tags.STATE) not in FOLLOWED:
         return  # not ours, or already decided: a duplicate delivery
-    image_id, bake_id = image.image_id, image.tags.get(tags.BAKE_ID, "")
-    with bound(bake_id=bake_id, image_id=image_id):
-        failure.guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), bake_id, lambda: decide(ctx, image))
+    with bound(bake_id=image.tags.get(tags.BAKE_ID, ""), image_id=image.image_id):
+        failure.guarded_image(ctx, image, lambda: decide(ctx, image))
 
 
 def decide(ctx: Context, image: Image) -> None:
     if image.status in ("Creating", "Waiting"):
         return
+    original = image.tags.get(tags.ADOPTED) == image.image_id  # an adopted image itself (not one Bakery made)
     if image.status in ("CreateFailed", "UnAvailable"):
+        if original:
+            return adopt.release_unchecked(ctx, image, "creation-failed", f"Image {image.image_id} ended "
+                                           f"{image.status}: there is nothing to check or repair.")  # fmt: skip
         return create.creation_failed(ctx, image)
     # Deprecated: someone deprecated the image while its bake was in flight; the bake still finishes (its
     # status is the operator's choice, and a half-finished promotion must always have a way forward).
@@ -49,6 +52,10 @@ def decide(ctx: Context, image: Image) -> None:
     if repaired and reassemble(ctx, image):
         return
     if not image.detection_status:
+        if original:  # adopted while Creating: only now does its listing say it is not checked
+            return adopt.release_unchecked(ctx, image, "check-not-enabled", f"Image {image.image_id} is Available "
+                                           "without an image check (not requested, or not supported for it): Bakery "
+                                           "has nothing to follow and leaves it as it is.")  # fmt: skip
         return _unchecked_image(ctx, image)
     if image.detection_status != "Finished":
         if repaired:  # `checking` records that its disks were verified (reassemble runs once); a plain image's
@@ -62,7 +69,8 @@ def decide(ctx: Context, image: Image) -> None:
     ctx.bus.publish(BakeryEvent(events.IMAGE_CHECK_FAILED, image.image_id, {
         "bakeId": image.tags.get(tags.BAKE_ID), "imageId": image.image_id,
         "instanceId": image.tags.get(tags.SOURCE_INSTANCE), "repairs": int(image.tags.get(tags.REPAIRS, "0")),
-        "items": [{"name": i.name, "riskLevel": i.risk_level, "riskCode": i.risk_code} for i in failing]}))  # fmt: skip
+        "items": [{"name": i.name, "riskLevel": i.risk_level, "riskCode": i.risk_code} for i in failing],
+        **adopt.lineage(image)}))  # fmt: skip
 
 
 def passing(image: Image) -> bool:

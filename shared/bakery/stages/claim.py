@@ -5,7 +5,6 @@ in flight is reported `already-baking` and changes nothing."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import replace
 
@@ -17,7 +16,7 @@ from bakery.log import bound, get_logger
 from bakery.model import Instance
 from bakery.preflight.report import parse_report, preflight_script
 from bakery.stages import create, failure
-from bakery.stages.context import Context
+from bakery.stages.context import SWEPT, Context, bake_id_for
 
 log = get_logger(__name__)
 
@@ -25,15 +24,6 @@ TRANSITIONAL = ("Pending", "Starting", "Stopping")
 LOCAL_DISK_TYPE = re.compile(r"^ecs\.[id]\d")  # i/d-series: local SSD/HDD, never imaged
 PREFLIGHT_COMMAND = "bakery-preflight"
 _INSTANCE_ID = re.compile(r"^i-[\w-]+$")
-
-
-SWEPT = "b-s"  # the prefix of a bake the sweep claimed for a trigger tag whose event it never saw
-
-
-def bake_id_for(trigger: str, instance_id: str, *, swept: bool = False) -> str:
-    """A bake id derived from what triggered it: the same event delivered twice is the same bake."""
-    digest = hashlib.sha256(f"{trigger}:{instance_id}".encode()).hexdigest()
-    return SWEPT + digest[:15] if swept else "b-" + digest[:16]
 
 
 def foreign_bake_id(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -12,6 +13,14 @@ from bakery.adapters.oos import Oos
 from bakery.config import Settings
 from bakery.events import BakeryEvent
 from bakery.model import Image, Instance
+
+SWEPT = "b-s"  # the prefix of a bake the sweep claimed for a trigger tag whose event it never saw
+
+
+def bake_id_for(trigger: str, resource_id: str, *, swept: bool = False) -> str:
+    """A bake id derived from what triggered it: the same event delivered twice is the same bake."""
+    digest = hashlib.sha256(f"{trigger}:{resource_id}".encode()).hexdigest()
+    return SWEPT + digest[:15] if swept else "b-" + digest[:16]
 
 
 @dataclass

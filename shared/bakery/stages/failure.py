@@ -10,33 +10,42 @@ from bakery.errors import BakeFailure, CloudError
 from bakery.events import BakeryEvent
 from bakery.log import get_logger
 from bakery.model import Image
-from bakery.stages import promote
+from bakery.stages import adopt, promote
 from bakery.stages.context import Context
 
 log = get_logger(__name__)
 
 
-def guarded(ctx: Context, instance_id: str, bake_id: str, step: Callable[[], object]) -> None:
+def guarded(ctx: Context, instance_id: str, bake_id: str, step: Callable[[], object], *, original: str = "") -> None:
     """Run a step; a BakeFailure — or a permanent cloud error nobody handled — ends the bake (once).
-    Retryable errors propagate to the retry policy (FC's async retries, then the sweep)."""
+    Retryable errors propagate to the retry policy (FC's async retries, then the sweep). `original`: the
+    operator's image an adopted bake repairs (given back as it was)."""
     try:
         step()
     except CloudError as exc:  # permanent: retrying the same call cannot help, so say what broke
         fail(ctx, instance_id, bake_id, BakeFailure("cloud-error", f"{exc.action} was refused: {exc.code}: "
-                                                    f"{exc.message}", action=exc.action, code=exc.code))  # fmt: skip
+                                                    f"{exc.message}", action=exc.action, code=exc.code),
+             original=original)  # fmt: skip
     except BakeFailure as failure:
-        fail(ctx, instance_id, bake_id, failure)
+        fail(ctx, instance_id, bake_id, failure, original=original)
 
 
-def fail(ctx: Context, instance_id: str, bake_id: str, failure: BakeFailure) -> None:
+def guarded_image(ctx: Context, image: Image, step: Callable[[], object]) -> None:
+    """`guarded` for a step on one of a bake's images: its instance, bake and (adopted) original from its tags."""
+    guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), image.tags.get(tags.BAKE_ID, ""), step,
+            original=image.tags.get(tags.ADOPTED, ""))  # fmt: skip
+
+
+def fail(ctx: Context, instance_id: str, bake_id: str, failure: BakeFailure, *, original: str = "") -> None:
     """End a bake: say why (once), retire its images, release its instance (restarting it if Bakery
     stopped it). Write-ahead: `bakery:Bake:Failed` is published first (its id is deterministic, so a retry
     that publishes again is deduplicated), and only then is the instance marked `bakery:ending`, so the sweep
     finishes an interrupted wind-down without ever losing the event."""
     log.error("bake failed", reason=failure.reason, detail=failure.message)
-    ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id or bake_id, {
+    adopted = {"adopted": True, "originalImageId": original, "imageId": original} if original else {}
+    ctx.bus.publish(BakeryEvent(events.BAKE_FAILED, instance_id or original or bake_id, {
         "bakeId": bake_id, "instanceId": instance_id, "reason": failure.reason, "message": failure.message,
-        **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}}))  # fmt: skip
+        **{k: v for k, v in failure.details.items() if isinstance(v, (str, int, list))}, **adopted}))  # fmt: skip
     instance = promote.owned_instance(ctx, instance_id, bake_id)
     if instance is not None:
         try:
@@ -56,7 +65,10 @@ def wind_down(ctx: Context, instance_id: str, bake_id: str, reason: str) -> None
         for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
             if image.tags.get(tags.STATE) == state.REPAIRING:
                 _retire_repair_output(ctx, image)
-            if image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
+            if image.tags.get(tags.ADOPTED) == image.image_id:  # the operator's image: never retired
+                if image.tags.get(tags.STATE) is not None or tags.ORIGINAL_NAME in image.tags:
+                    adopt.give_back(ctx, image, reason)
+            elif image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
                 promote.retire(ctx, image, force_delete=True)
         promote.collect_retired_snapshots(ctx, bake_id)
     promote.release_instance(ctx, instance_id, bake_id, {tags.LAST_ERROR: reason})

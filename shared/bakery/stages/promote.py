@@ -8,6 +8,7 @@ from bakery.errors import CloudError, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import get_logger
 from bakery.model import Image, Instance
+from bakery.stages import adopt
 from bakery.stages.context import Context
 
 log = get_logger(__name__)
@@ -27,25 +28,32 @@ def promote(ctx: Context, image: Image, checked: bool = True) -> None:
         # would take that one too. This one waits for the next sweep, which finds the bake decided.
         log.warning("a second image of one bake passed in one sweep; left to the next sweep", image_id=image.image_id)
         return
-    family = image.tags.get(tags.FAMILY, "")
-    description = _repaired_description(image)
-    if (family and image.family != family) or description:
-        ctx.ecs.set_image_attributes(image.image_id, family=family or None, description=description)
+    original = image.tags.get(tags.ADOPTED, "")
+    adopted: dict[str, object] = {}
+    if original:  # an image made outside Bakery: its repaired image takes over its identity (stages.adopt)
+        adopted = adopt.promote(ctx, image)
+        family = str(adopted.pop("family", "") or "")
+    else:
+        family = image.tags.get(tags.FAMILY, "")
+        description = _repaired_description(image)
+        if (family and image.family != family) or description:
+            ctx.ecs.set_image_attributes(image.image_id, family=family or None, description=description)
     instance_id = image.tags.get(tags.SOURCE_INSTANCE, "")
     # Images this bake created: one per CreateImage attempt plus one per repair.
     attempts = int(image.tags.get(tags.ATTEMPT, "1")) + int(image.tags.get(tags.REPAIRS, "0"))
     if attempts > 1:  # a first image on its first attempt replaced nothing: no lookup
         # The promoted image may share snapshots with the images it replaces (a repaired system disk put back
-        # together with the original's data disks): those stay.
+        # together with the original's data disks): those stay. An adopted original is settled by its policy.
         for earlier in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
-            if earlier.image_id != image.image_id and earlier.tags.get(tags.STATE) in REPLACED:
+            if earlier.image_id not in (image.image_id, original) and earlier.tags.get(tags.STATE) in REPLACED:
                 retire(ctx, earlier, keep=frozenset(image.snapshot_ids))
     # What an earlier retire left (interrupted after its image was deleted) is the sweep's hourly collection's:
     # looking for it here cost a DescribeSnapshots per promotion that almost always found nothing.
     release_instance(ctx, instance_id, bake_id, {tags.LAST_IMAGE: image.image_id})
     ready = BakeryEvent(events.IMAGE_READY, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "instanceId": instance_id, "family": family,
-        "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts})  # fmt: skip
+        "checked": checked, "repairs": int(image.tags.get(tags.REPAIRS, "0")), "attempts": attempts,
+        **adopted})  # fmt: skip
     if ctx.promotions is not None:  # the sweep finishes its promotions together
         ctx.promotions.append((image, ready))
     else:
@@ -67,12 +75,14 @@ def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
     is idempotent; the events carry the same ids, so receivers see each once)."""
     if not promotions:
         return
-    in_family = [(event.data["family"], image.image_id) for image, event in promotions if event.data.get("family")]
+    # Retention runs for Bakery's families; an adopted image's family is the operator's (never retired by it).
+    in_family = [(event.data["family"], image.image_id) for image, event in promotions
+                 if event.data.get("family") and not event.data.get("adopted")]  # fmt: skip
     ctx.bus.publish(*[event for _, event in promotions], *family_promoted(in_family))
     writes: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for image, event in promotions:
         moved = tags.image_state(image.tags.get(tags.STATE), state.READY)  # refuses a move outside the table
-        if event.data.get("family"):
+        if event.data.get("family") and not event.data.get("adopted"):
             # Still in flight until the lifecycle function has run retention for its family (it clears this):
             # a lost or dead-lettered Family:Promoted is published again by the sweep (RETENTION_PENDING).
             moved[tags.IN_FLIGHT] = "true"

@@ -9,7 +9,7 @@ from bakery.errors import BakeFailure, RetryableError
 from bakery.events import BakeryEvent
 from bakery.log import bound, get_logger
 from bakery.model import Image
-from bakery.stages import failure
+from bakery.stages import adopt, failure
 from bakery.stages.context import Context
 
 log = get_logger(__name__)
@@ -35,10 +35,8 @@ def repair_image(ctx: Context, image: Image) -> None:
     """Start the repair of a check-failed image, from what was just read of it."""
     if image.tags.get(tags.STATE) != state.CHECK_FAILED:
         return
-    image_id = image.image_id
-    bake_id = image.tags.get(tags.BAKE_ID, "")
-    with bound(bake_id=bake_id, image_id=image_id):
-        failure.guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), bake_id, lambda: start_repair(ctx, image))
+    with bound(bake_id=image.tags.get(tags.BAKE_ID, ""), image_id=image.image_id):
+        failure.guarded_image(ctx, image, lambda: start_repair(ctx, image))
 
 
 def start_repair(ctx: Context, image: Image) -> None:
@@ -46,14 +44,14 @@ def start_repair(ctx: Context, image: Image) -> None:
     repairs = int(image.tags.get(tags.REPAIRS, "0"))
     if repairs >= ctx.settings.max_repairs:
         raise BakeFailure("check-failed", f"Image {image.image_id} still fails its check after {repairs} repair(s): "
-                          f"{', '.join(names)}. Fix these on the instance and tag it again.", items=names)  # fmt: skip
+                          f"{', '.join(names)}. {_fix_and_retry(image)}", items=names)  # fmt: skip
     if image.os_type != "linux":
         raise BakeFailure("unrepairable", f"Image {image.image_id} failed its check ({', '.join(names)}) and is "
                           f"{image.os_type}: ACS-ECS-RepairImage repairs Linux images only.", items=names)  # fmt: skip
     unknown = [n for n in names if n not in REPAIR_ITEM_FOR_CHECK]
     if unknown:
         raise BakeFailure("unrepairable", f"Image {image.image_id} failed check items no repair covers: "
-                          f"{', '.join(unknown)}. Fix them on the instance and tag it again.", items=names)  # fmt: skip
+                          f"{', '.join(unknown)}. {_fix_and_retry(image)}", items=names)  # fmt: skip
     base_image = BASE_IMAGE_FOR_ARCH.get(image.architecture)
     if base_image is None:
         raise BakeFailure("unrepairable", f"Image {image.image_id} is {image.architecture}; ACS-ECS-RepairImage "
@@ -64,6 +62,8 @@ def start_repair(ctx: Context, image: Image) -> None:
                           "parameters RepairZoneId, RepairVSwitchId and RepairSecurityGroupId.")  # fmt: skip
     repair_items = sorted({REPAIR_ITEM_FOR_CHECK[n] for n in names})
     bake_id = image.tags.get(tags.BAKE_ID, "")
+    if image.tags.get(tags.ADOPTED) == image.image_id:
+        adopt.run_name(ctx, image)  # a name the template cannot extend is swapped for the run
     execution = ctx.oos.start_repair(
         {"zoneId": s.repair_zone_id, "repairImageId": image.image_id, "baseImageId": base_image,
          "instanceType": s.repair_instance_type, "securityGroupId": s.repair_security_group_id,
@@ -73,8 +73,16 @@ def start_repair(ctx: Context, image: Image) -> None:
     ctx.set_state(image, state.REPAIRING, {tags.REPAIR_EXECUTION: execution.execution_id})
     ctx.bus.publish(BakeryEvent(events.IMAGE_REPAIR_STARTED, image.image_id, {
         "bakeId": bake_id, "imageId": image.image_id, "executionId": execution.execution_id,
-        "repairItems": repair_items, "repair": repairs + 1}))  # fmt: skip
+        "repairItems": repair_items, "repair": repairs + 1, **adopt.lineage(image)}))  # fmt: skip
     log.info("repair started", execution_id=execution.execution_id, repair_items=repair_items)
+
+
+def _fix_and_retry(image: Image) -> str:
+    """What the operator does next: tag the instance again, or (an adopted image) repair it again."""
+    if image.tags.get(tags.ADOPTED):
+        return (f"Fix them where image {image.tags[tags.ADOPTED]} was made and create it again, or run `bakery "
+                f"repair {image.tags[tags.ADOPTED]}` once a repair can fix them.")  # fmt: skip
+    return "Fix them on the instance and tag it again."
 
 
 def on_execution_changed(ctx: Context, execution_id: str) -> None:
@@ -85,9 +93,8 @@ def on_execution_changed(ctx: Context, execution_id: str) -> None:
 def follow_repair(ctx: Context, image: Image) -> None:
     if image.tags.get(tags.STATE) != state.REPAIRING:
         return
-    bake_id = image.tags.get(tags.BAKE_ID, "")
-    with bound(bake_id=bake_id, image_id=image.image_id):
-        failure.guarded(ctx, image.tags.get(tags.SOURCE_INSTANCE, ""), bake_id, lambda: _finish_repair(ctx, image))
+    with bound(bake_id=image.tags.get(tags.BAKE_ID, ""), image_id=image.image_id):
+        failure.guarded_image(ctx, image, lambda: _finish_repair(ctx, image))
 
 
 def _finish_repair(ctx: Context, image: Image) -> None:
@@ -115,5 +122,5 @@ def _finish_repair(ctx: Context, image: Image) -> None:
     ctx.set_state(image, state.REPAIRED)
     ctx.bus.publish(BakeryEvent(events.IMAGE_REPAIRED, new_id, {
         "bakeId": image.tags.get(tags.BAKE_ID), "imageId": new_id, "repairedFrom": image.image_id,
-        "executionId": execution_id}))  # fmt: skip
+        "executionId": execution_id, **adopt.lineage(image)}))  # fmt: skip
     log.info("repair finished; checking the repaired image", repaired_image_id=new_id)

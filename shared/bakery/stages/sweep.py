@@ -21,7 +21,7 @@ from bakery import state, tags
 from bakery.errors import BakeFailure, RetryableError
 from bakery.log import get_logger
 from bakery.model import Image, Instance
-from bakery.stages import check, claim, failure, promote, repair
+from bakery.stages import adopt, check, claim, failure, promote, repair
 from bakery.stages.context import Context
 
 log = get_logger(__name__)
@@ -37,7 +37,7 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
     Isolation: each bake is handled on its own, and so is each of the sweep's queries — a throttled query, a
     permanent error or a bug in one bake's step is logged and counted, and every other bake is still resumed."""
     counts = {"images": 0, "repairs": 0, "instances": 0, "started": 0, "deferred": 0, "errors": 0, "queries": 0,
-              "snapshots": 0, "promoted": 0, "retention": 0}  # fmt: skip
+              "snapshots": 0, "promoted": 0, "retention": 0, "adopted": 0}  # fmt: skip
 
     def attempt(kind: str, step: Callable[[], object]) -> object:
         counts[kind] += 1
@@ -73,15 +73,20 @@ def sweep(ctx: Context, trigger_time: str) -> dict[str, int]:
 # interrupted retires hourly. Every other minute costs nothing.
 CYCLE = 15  # minutes
 IMAGES_EVERY = 3  # minutes
-IMAGES, CLAIMED, TRIGGERED, GARBAGE = "images", "claimed", "triggered", "garbage"
+IMAGES, CLAIMED, TRIGGERED, GARBAGE, ADOPTIONS = "images", "claimed", "triggered", "garbage", "adoptions"
 CLAIMED_AT, TRIGGERED_AT, GARBAGE_AT = 6, 1, 2  # minutes of the cycle (GARBAGE_AT: of the hour's first cycle)
+ADOPTIONS_AT = 4  # images made outside Bakery whose event was lost (stages.adopt.discover), when adoption is on
 REPAIRS_AT = 0  # the minute of the cycle whose image listing also looks at running repairs (their events lost)
 
 
-def schedule(minute: int) -> tuple[str, ...]:
+def schedule(minute: int, *, adopting: bool = False) -> tuple[str, ...]:
     """The queries of the sweep at `minute` (minutes since the epoch), one call each (a page of 100): idle,
-    5 image listings + 2 instance queries per fifteen minutes plus one an hour = 696 calls a day."""
+    5 image listings + 2 instance queries per fifteen minutes plus one an hour = 696 calls a day; `adopting`
+    (BAKERY_ADOPT_IMAGES not off) adds one look for images to adopt per fifteen minutes (two under families /
+    all): 792 (888) a day."""
     at = minute % CYCLE
+    if adopting and at == ADOPTIONS_AT:
+        return (ADOPTIONS,)
     if at == CLAIMED_AT:
         return (IMAGES, CLAIMED)
     if at % IMAGES_EVERY == 0:
@@ -95,7 +100,7 @@ def schedule(minute: int) -> tuple[str, ...]:
 
 def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
            in_flight: Callable[[], list[Image] | None]) -> None:  # fmt: skip
-    queries = schedule(minute)
+    queries = schedule(minute, adopting=ctx.settings.adopt_images != "off")
     live: list[Image] | None = None
     if IMAGES in queries:
         live = in_flight()
@@ -121,6 +126,10 @@ def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
             if tags.truthy(instance.tags.get(tags.TRIGGER)) and tags.BAKE_ID not in instance.tags:
                 bake_id = claim.bake_id_for(f"sweep:{trigger_time}", instance.instance_id, swept=True)
                 attempt("started", lambda i=instance, b=bake_id: claim.begin(ctx, i.instance_id, b))
+    if ADOPTIONS in queries:
+        found = attempt("queries", lambda: adopt.discover(ctx, trigger_time))
+        for image in found if isinstance(found, list) else []:
+            attempt("adopted", lambda i=image: check.follow_image(ctx, i))
     if GARBAGE in queries:  # retires interrupted after their image was deleted (retention's too)
         attempt("snapshots", lambda: promote.collect_retired_snapshots(ctx))
 
