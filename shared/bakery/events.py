@@ -304,12 +304,7 @@ def tag_call_data(event: CloudEvent) -> dict[str, Any]:
     RPC request parameters are strings on the wire (ActionTrail's samples; tests/contract/test_event_samples.py):
     a record whose parameters are not a string map, or whose JSON form is not the documented shape, is malformed."""
     what = f"{event.type} event {show(event.id)}"
-    out: dict[str, Any] = {"eventName": event.data.get("eventName")}
-    event_id = event.data.get("eventId")
-    if event_id is not None:
-        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
-            raise InvalidEvent(f"{what}: data.eventId must be a string ({show(event_id)})")
-        out["eventId"] = event_id
+    out: dict[str, Any] = {"eventName": event.data.get("eventName"), **_record_basics(event)}
     flat = event.data.get("requestParameters")
     if flat is not None:
         if not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values()):
@@ -338,6 +333,19 @@ def tag_call_data(event: CloudEvent) -> dict[str, Any]:
         if kind is not None and not isinstance(kind, str):
             raise InvalidEvent(f"{what}: requestParameterJson.ResourceType must be a string ({show(kind)})")
         out["requestParameterJson"] = nested
+    return out
+
+
+def _record_basics(event: CloudEvent) -> dict[str, Any]:
+    """Any ActionTrail record's eventId (a string when present) and referencedResources (the instance and image
+    id lists Bakery reads), each of the type its readers assume: a record that breaks them is malformed."""
+    what = f"{event.type} event {show(event.id)}"
+    out: dict[str, Any] = {}
+    event_id = event.data.get("eventId")
+    if event_id is not None:
+        if not isinstance(event_id, str) or not event_id or len(event_id) > MAX_ID_CHARS:
+            raise InvalidEvent(f"{what}: data.eventId must be a string ({show(event_id)})")
+        out["eventId"] = event_id
     referenced = event.data.get("referencedResources")
     if referenced is not None:
         listed = (
@@ -370,7 +378,7 @@ class ImageCall:
     @classmethod
     def parse(cls, event: CloudEvent, bake_id_key: str) -> ImageCall:
         what = f"{event.type} event {show(event.id)}"
-        data = event.data
+        data = {**event.data, **_record_basics(event)}
         failed = bool(data.get("errorCode"))
         response = data.get("responseElements")
         if response is not None and not isinstance(response, dict):
@@ -380,12 +388,7 @@ class ImageCall:
             raise InvalidEvent(f"{what}: data.responseElements.ImageId is not an image id ({show(image_id)})")
         request = _request_parameters(event)
         if image_id is None:
-            referenced = data.get("referencedResources")
-            listed = referenced.get("ACS::ECS::Image") if isinstance(referenced, dict) else None
-            if listed is not None and not (isinstance(listed, list) and all(isinstance(i, str) for i in listed)):
-                raise InvalidEvent(
-                    f"{what}: data.referencedResources must map resource types to ids ({show(referenced)})"
-                )
+            listed = (data.get("referencedResources") or {}).get("ACS::ECS::Image")
             # The request's own image ids are inputs (a source image), never the new one.
             inputs = {v for k, v in (request or {}).items() if k.endswith("ImageId")}
             made = [i for i in listed or [] if IMAGE_ID.fullmatch(i) and i not in inputs]

@@ -31,8 +31,20 @@ _EVENT_LINES = {
         f"ACS-ECS-RepairImage {d['executionId']} repairItems={d.get('repairItems')}"
     ),
     "bakery:Image:Repaired": lambda d: f"repaired image {d['imageId']} (from {d['repairedFrom']}): checking it",
-    "bakery:Image:Ready": lambda d: f"READY {d['imageId']} promoted into family {d.get('family') or '(none)'}",
+    "bakery:Image:Ready": lambda d: (
+        f"READY {d['imageId']} promoted into family {d.get('family') or '(none)'}"
+        + (
+            f", with the identity of {d['originalImageId']}"
+            if d.get("adopted") and d.get("originalImageId") != d["imageId"]
+            else ""
+        )
+    ),
     "bakery:Bake:Failed": lambda d: f"FAILED ({d.get('reason')}): {d.get('message')}",
+    "bakery:Image:Adopted": lambda d: (
+        f"ADOPTED {d['imageId']} ({d.get('name')}, made outside Bakery, family {d.get('family') or '(none)'}): "
+        "following its image check"
+    ),
+    "bakery:Image:NotAdopted": lambda d: f"not adopted ({d.get('reason')}): {d.get('message')}",
     "bakery:Family:RetentionApplied": lambda d: (
         f"retention on family {d.get('family')}: kept "
         f"{len(d.get('kept', []))}, deprecated {d.get('deprecated') or '-'}, deleted {d.get('deleted') or '-'}"
@@ -53,7 +65,7 @@ def _summary(run: Any, report: dict[str, Any]) -> int:
     print_table(
         [
             [
-                b["instanceId"] or "-",
+                b["instanceId"] or (f"adopted {b['originalImageId']}" if b.get("originalImageId") else "-"),
                 b["state"],
                 b["imageId"] or "-",
                 b["family"] or "-",
@@ -62,7 +74,7 @@ def _summary(run: Any, report: dict[str, Any]) -> int:
             ]
             for b in report["bakes"]
         ],
-        ["instance", "bake", "image", "family", "images made", "reason"],
+        ["source", "bake", "image", "family", "images made", "reason"],
     )
     d = report["deliveries"]
     print(f"\n  simulated {report['simulated_seconds'] / 60:.1f} min · {sum(report['api_calls'].values())} API calls · "
@@ -155,7 +167,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bakery_tools.local import LocalRun
 
     scenario = _scenario(args.scenario)
-    print(f"Bakery demo: {Path(scenario.source).name} — {len(scenario.instances)} instances tagged bakery:bake=true "
+    tagged = sum(1 for a in scenario.actions if "tag" in a)
+    made = sum(1 for a in scenario.actions if "create_image" in a)
+    outside = f", {made} image(s) made outside Bakery" if made else ""
+    print(f"Bakery demo: {Path(scenario.source).name} — {tagged} instances tagged bakery:bake=true{outside} "
           "in a local cloud;\nthe functions and their wiring come from template.yml. Simulated time:")  # fmt: skip
     with LocalRun(scenario, **_template_args(args)) as run:
         report = run.run(on_step=_narrator(run.cloud.clock.now), step_seconds=30)

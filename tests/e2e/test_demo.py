@@ -18,6 +18,8 @@ def test_the_demo_bakes_repairs_refuses_and_keeps_every_promise(capsys: pytest.C
     assert "image check FAILED" in out and "ACS-ECS-RepairImage exec-" in out
     assert "FAILED (local-disks)" in out
     assert "FAILED (preflight)" in out and "/root/.ssh/id_rsa" in out
+    # ... and the image made outside Bakery is adopted, repaired and given its identity back
+    assert "ADOPTED m-" in out and "promoted into family shop, with the identity of m-" in out
     # ... and the run kept the safety promises
     assert "safety promises kept" in out and "PROMISE BROKEN" not in out
     assert "DescribeImageFromFamily web -> m-" in out

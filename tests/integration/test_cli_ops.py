@@ -178,7 +178,7 @@ def test_bake_tags_the_instance_as_a_person_would_and_status_follows_it_to_ready
     assert row["lastResult"] == "promoted into web"
     code, out, _ = region.cli("status")
     assert "0 bakes in flight, 1 finished bake" in out
-    assert "instance  bake id" in out and "promoted into web" in out
+    assert "source  bake id" in out and "promoted into web" in out
 
 
 def test_bake_of_an_unknown_instance_exits_2_and_tags_nothing(region: Region) -> None:

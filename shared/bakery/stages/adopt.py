@@ -7,8 +7,8 @@ An adopted image carries `bakery:adopted=<its own id>` and a bake id like any ba
 every other image in flight; every image of that bake (its repaired images) carries the same `bakery:adopted`.
 
 How it arrives: ActionTrail's CreateImage record (ApiCall, or ConsoleOperation from the console) on the default
-bus; a TagResources that sets `bakery:adopt=true` on an image; the sweep's look at new images every fifteen
-minutes (a lost event, a record that does not name its image); `bakery repair IMAGE` (any image, any policy).
+bus; a TagResources that sets `bakery:adopt=true` on an image; the sweep's look at new images once an
+hour (a lost event, a record that does not name its image); `bakery repair IMAGE` (any image, any policy).
 
 What adoption never does: touch an image whose check is not enabled or not supported (reported as
 `bakery:Image:NotAdopted`), put a repaired image in the original's family before it passed its own check,
@@ -41,7 +41,7 @@ MAX_OPERATOR_TAGS = tags.MAX_TAGS_PER_RESOURCE - 5 - 2
 # documented characters are letters, digits, ':', '_' and '-' (no '.': ModifyImageAttribute's list has it).
 REPAIR_NAME_LIMIT = 128 - 24
 _REPAIRABLE_NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_-]*")
-# Under families / all, the sweep looks at images created this recently (every 15 minutes): creating an image takes
+# Under families / all, the sweep looks at images created this recently (once an hour): creating an image takes
 # minutes to hours with the disks' size, and the sweep takes only an image that is Available by then.
 DISCOVER_WINDOW = timedelta(hours=6)
 ADOPTED_FIELDS = ("adopted", "originalImageId")
@@ -155,7 +155,7 @@ def discover(ctx: Context, trigger_time: str) -> list[Image]:
     `bakery:adopt=true` (one query), and under `families` / `all` every image created in the last DISCOVER_WINDOW
     (one more); a page of 100 each. Only images it can decide without touching them are taken — Available, the
     check on — so a Creating one waits for a later look, and one that cannot be adopted is left to its event's
-    report (never reported again every fifteen minutes). Returns the images it adopted (the sweep moves them on)."""
+    report (never reported again every hour). Returns the images it adopted (the sweep moves them on)."""
     if ctx.settings.adopt_images == "off":
         return []
     try:

@@ -75,17 +75,20 @@ CYCLE = 15  # minutes
 IMAGES_EVERY = 3  # minutes
 IMAGES, CLAIMED, TRIGGERED, GARBAGE, ADOPTIONS = "images", "claimed", "triggered", "garbage", "adoptions"
 CLAIMED_AT, TRIGGERED_AT, GARBAGE_AT = 6, 1, 2  # minutes of the cycle (GARBAGE_AT: of the hour's first cycle)
-ADOPTIONS_AT = 4  # images made outside Bakery whose event was lost (stages.adopt.discover), when adoption is on
+# Images made outside Bakery whose event was lost (stages.adopt.discover), when adoption is on: once an hour, at
+# this minute of the hour (adoption is not in a hurry: an image's check takes minutes; and a bake's calls stay
+# within issue 11's budget).
+ADOPTIONS_AT = 4
 REPAIRS_AT = 0  # the minute of the cycle whose image listing also looks at running repairs (their events lost)
 
 
 def schedule(minute: int, *, adopting: bool = False) -> tuple[str, ...]:
     """The queries of the sweep at `minute` (minutes since the epoch), one call each (a page of 100): idle,
     5 image listings + 2 instance queries per fifteen minutes plus one an hour = 696 calls a day; `adopting`
-    (BAKERY_ADOPT_IMAGES not off) adds one look for images to adopt per fifteen minutes (two under families /
-    all): 792 (888) a day."""
+    (BAKERY_ADOPT_IMAGES not off) adds one look for images to adopt an hour (two calls under families / all):
+    720 (744) a day."""
     at = minute % CYCLE
-    if adopting and at == ADOPTIONS_AT:
+    if adopting and minute % GARBAGE_EVERY == ADOPTIONS_AT:
         return (ADOPTIONS,)
     if at == CLAIMED_AT:
         return (IMAGES, CLAIMED)
