@@ -308,6 +308,12 @@ class OosService(Service):
         except ApiError as error:
             self._end(execution, "Failed", f"createImage: {error.code}: {error.message}")
             return
+        stamp = datetime.fromtimestamp(self.cloud.clock.now, timezone.utc).strftime("%Y%m%d%H%M%S")
+        name = f"repaired_{source.name}_{stamp}"
+        if len(name) > 128:  # the template's createImage is a CreateImage: 2-128 characters (SDK CreateImageRequest)
+            self._end(execution, "Failed", f"createImage: InvalidImageName.Malformed: the image name {name!r} is "
+                      "longer than 128 characters.")  # fmt: skip
+            return
         guest = copy.deepcopy(source.guest)
         if guest is not None:
             failing = failing_items(list(guest.check_failures), guest.fstab_mismatch)
@@ -334,9 +340,8 @@ class OosService(Service):
         snapshot.platform, snapshot.architecture = source.platform, source.architecture
         snapshot.done_epoch = self.cloud.clock.now  # the template waits for it (waitDiskFlush + createSnapshot)
         ecs._finish_snapshot(snapshot)  # accomplished now, publishing CreateSnapshotCompleted as any snapshot does
-        stamp = datetime.fromtimestamp(self.cloud.clock.now, timezone.utc).strftime("%Y%m%d%H%M%S")
         image = ecs.register_image(
-            name=f"repaired_{source.name}_{stamp}",
+            name=name,
             family="",
             description="",
             tags={},

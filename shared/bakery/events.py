@@ -387,6 +387,9 @@ class ImageCall:
         if image_id is not None and not (isinstance(image_id, str) and IMAGE_ID.fullmatch(image_id)):
             raise InvalidEvent(f"{what}: data.responseElements.ImageId is not an image id ({show(image_id)})")
         request = _request_parameters(event)
+        odd = {k: v for k, v in (request or {}).items() if k.endswith("ImageId") and not isinstance(v, str)}
+        if odd:  # an image id in a request is one string (SourceImageId, ImageId), whatever the record's shape
+            raise InvalidEvent(f"{what}: the request's {', '.join(sorted(odd))} must be an image id ({show(odd)})")
         if image_id is None:
             listed = (data.get("referencedResources") or {}).get("ACS::ECS::Image")
             # The request's own image ids are inputs (a source image), never the new one.

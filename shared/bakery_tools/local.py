@@ -104,6 +104,7 @@ class LocalRun:
                                  if tags.truthy(i.tags.get(tags.TRIGGER))]  # fmt: skip
         self.outcome: str | None = None  # how run() ended: settled | stalled | time-limit
         self.created_images: dict[str, list[dict[str, Any]]] = {}  # made outside Bakery by actions: their disks
+        self.created_images_as: dict[str, dict[str, str]] = {}  # ... and the name and family they were made with
 
     def close(self) -> None:
         self._stack.close()
@@ -164,6 +165,7 @@ class LocalRun:
             client_token=f"operator-{spec['name']}"[:64])  # fmt: skip
         image_id = self._as_operator(f"CreateImage {spec['name']}", lambda: client.create_image(request)).body.image_id
         self.created_images[image_id] = [_mapping_row(d) for d in self.cloud.ecs.images[image_id].mappings]
+        self.created_images_as[image_id] = {"name": spec["name"], "family": spec.get("family") or ""}
         if spec.get("share"):
             share = m.ModifyImageSharePermissionRequest(region_id=self.cloud.region, image_id=image_id,
                                                         add_account=[str(a) for a in spec["share"]])  # fmt: skip
@@ -323,8 +325,9 @@ class LocalRun:
                 bake.update(state="failed", reason=data.get("reason"), message=data.get("message"))
             if data.get("adopted") and isinstance(data.get("originalImageId"), str):
                 bake["originalImageId"] = data["originalImageId"]
-            if kind == "bakery:Image:Adopted" and isinstance(data.get("name"), str):
-                bake["originalName"] = data["name"]
+            if kind == "bakery:Image:Adopted":
+                bake["originalName"] = data.get("name") if isinstance(data.get("name"), str) else None
+                bake["originalFamily"] = data.get("family") if isinstance(data.get("family"), str) else None
         # Events can be lost (that is what the sweep is for): fill in what the tags know.
         for image in self.cloud.ecs.images.values():
             bake_id = image.tags.get(tags.BAKE_ID)
@@ -386,6 +389,10 @@ class LocalRun:
         for bake in bakes.values():
             bake.pop("_images", None)
             bake["sourceDisks"] = self._source_disks(bake)
+            made = self.created_images_as.get(bake.get("originalImageId") or "")
+            if made:  # an image an action made: what it was made as (its Adopted event may have been lost)
+                bake.setdefault("originalName", made["name"])
+                bake.setdefault("originalFamily", made["family"])
         now = self.cloud.clock.now
         summary = self.runtime.summary()
         retention: dict[str, list[str]] = {"deleted": [], "deprecated": []}

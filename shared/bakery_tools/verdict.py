@@ -140,16 +140,20 @@ def _adopted_originals(report: dict[str, Any], images: dict[str, Any], settings:
         original_id = bake.get("originalImageId")
         if not original_id or bake["state"] not in ("ready", "failed"):
             continue
-        original, name = images.get(original_id), bake.get("originalName")
+        original, name, family = images.get(original_id), bake.get("originalName"), bake.get("originalFamily")
         work = [t for t in (tags.STATE, tags.IN_FLIGHT, tags.ORIGINAL_NAME) if original and t in original["tags"]]
         if bake["state"] == "failed":
             if original is None:
                 problems.append(
                     f"adopted image {original_id} is gone after its bake failed (it must be left as it was)"
                 )
-            elif work or original["status"] != "Available" or (name and original["name"] != name):
-                problems.append(f"adopted image {original_id} was not given back as it was: status "
-                                f"{original['status']}, name {original['name']!r}, work tags {work}")  # fmt: skip
+            # Its name as the operator left it: never one Bakery gives (for the repair run, or out of the repaired
+            # image's way) — the operator may rename it meanwhile; Bakery never changes its family.
+            elif (work or original["status"] != "Available" or _bakerys_name(original)
+                  or (family is not None and original["family"] != family)):  # fmt: skip
+                problems.append(f"adopted image {original_id} was not given back as it was: status {original['status']}, "
+                                f"name {original['name']!r} (was {name!r}), family {original['family']!r} (was "
+                                f"{family!r}), work tags {work}")  # fmt: skip
             continue
         if bake["imageId"] == original_id:
             continue  # it passed its check: promoted itself
@@ -158,6 +162,12 @@ def _adopted_originals(report: dict[str, Any], images: dict[str, Any], settings:
         if promoted is not None and name and promoted["name"] != want:
             problems.append(f"repaired image {promoted['imageId']} is named {promoted['name']!r}, not {want!r} "
                             f"(the name of {original_id})")  # fmt: skip
+        if promoted is not None and family is not None and promoted["family"] != family:
+            problems.append(f"repaired image {promoted['imageId']} is in family {promoted['family']!r}, not "
+                            f"{family!r} (the family of {original_id})")  # fmt: skip
+        if policy == "leave" and original is not None and _bakerys_name(original):
+            problems.append(f"adopted image {original_id} was to be left as it was, but is named "
+                            f"{original['name']!r}, not {name!r}")  # fmt: skip
         expected = {"leave": ("Available",), "deprecate": ("Deprecated",), "delete": (None, "Deprecated")}[policy]
         status = original["status"] if original else None
         if status not in expected or (original and original["tags"].get(tags.STATE) != tags.RETIRED):
@@ -165,6 +175,11 @@ def _adopted_originals(report: dict[str, Any], images: dict[str, Any], settings:
                             f"{original and original['tags'].get(tags.STATE)}) after its repaired image was promoted; "
                             f"BAKERY_ADOPTED_ORIGINAL={policy} means {' or '.join(str(e) for e in expected)}")  # fmt: skip
     return problems
+
+
+def _bakerys_name(image: dict[str, Any]) -> bool:
+    """Does the image carry a name Bakery gives an original (`bakery-<id>` for a repair run, `<name>-broken-<id>`)?"""
+    return image["name"] == f"bakery-{image['imageId']}" or image["name"].endswith(f"-broken-{image['imageId']}")
 
 
 def _missing_disks(image: dict[str, Any], bake: dict[str, Any]) -> list[str]:

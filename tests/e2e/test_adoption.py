@@ -314,3 +314,15 @@ def test_bakery_repair_adopts_an_image_that_failed_earlier_whatever_the_policy(b
     repaired = baked.image(result["imageId"])
     assert repaired.image_name == "web-legacy" and baked.image_tags(repaired)["team"] == "web"
     assert baked.newest_in_family("web") == repaired.image_id
+
+
+def test_a_bake_with_a_long_name_prefix_is_still_repaired_within_ecs_name_limit(bake):
+    # Given a bake whose image name (a prefix of 100 + the bake id) leaves ACS-ECS-RepairImage no room for its
+    # repaired_<name>_<timestamp> (CreateImage: 128 characters at most), and whose check fails
+    scenario = {"seed": 5, "instances": [{"id": "i-web1", "guest": {"check_failures": ["Nvme"]}}],
+                "actions": [{"at": 0, "tag": {"instance": "i-web1", "tags": {
+                    tags.TRIGGER: "true", tags.FAMILY: "web", tags.NAME: "w" * 100}}}]}  # fmt: skip
+    baked = bake(scenario)
+    # Then the repair still runs (the image is named for the run) and the bake is ready
+    assert baked.bake_of("i-web1")["state"] == "ready"
+    assert all(len(i.image_name) <= 128 for i in baked.images())

@@ -44,7 +44,6 @@ _REPAIRABLE_NAME = re.compile(r"[A-Za-z\u4e00-\u9fa5][A-Za-z0-9\u4e00-\u9fa5:_-]
 # Under families / all, the sweep looks at images created this recently (once an hour): creating an image takes
 # minutes to hours with the disks' size, and the sweep takes only an image that is Available by then.
 DISCOVER_WINDOW = timedelta(hours=6)
-ADOPTED_FIELDS = ("adopted", "originalImageId")
 
 
 def lineage(image: Image) -> dict[str, object]:
@@ -66,7 +65,8 @@ def eligible(ctx: Context, image: Image) -> bool:
 def adopt(ctx: Context, image_id: str, *, requested: bool = False, check_requested: bool | None = None,
           image: Image | None = None, opted_in: bool = False) -> Image | None:  # fmt: skip
     """Take `image_id` on if the policy (or `requested`: `bakery repair IMAGE`) takes it; returns the image with
-    Bakery's tags (the caller moves it on: `check.follow_image`), or None when it is not adopted. Idempotent: the bake id is derived from the image (and the bake before it).
+    Bakery's tags (the caller moves it on: `check.follow_image`), or None when it is not adopted. Idempotent: the
+    bake id is derived from the image (and the bake before it), so event, sweep and CLI converge on one bake.
     `opted_in`: woken by a tag write, so only an image carrying `bakery:adopt=true` is taken (not, under `all`, an
     old image someone tagged for another reason)."""
     with bound(image_id=image_id):
@@ -162,7 +162,7 @@ def discover(ctx: Context, trigger_time: str) -> list[Image]:
         now = datetime.fromisoformat(trigger_time.replace("Z", "+00:00")).astimezone(timezone.utc)
     except (ValueError, TypeError):
         return []
-    found = {i.image_id: i for i in ctx.ecs.images_tagged(tags.ADOPT, "true")}
+    found = {i.image_id: i for i in ctx.ecs.images_tagged(tags.ADOPT)}  # any value: `eligible` reads it as a bake tag
     if ctx.settings.adopt_images in ("families", "all"):
         since = (now - DISCOVER_WINDOW).strftime("%Y-%m-%dT%H:%MZ")
         found.update({i.image_id: i for i in ctx.ecs.images_created_since(since)})
@@ -194,9 +194,9 @@ def promote(ctx: Context, image: Image) -> dict[str, object]:
     if original_id == image.image_id:
         return {**lineage(image), "family": image.family}
     original = ctx.ecs.image(original_id)
-    target = image.tags.get(tags.ORIGINAL_NAME) or (original.name if original else image.name)
+    target = original_name(original, image)
     policy = ctx.settings.adopted_original
-    if original is not None and policy != "leave" and original.name in (target, _run_name(original_id)):
+    if original is not None and policy != "leave" and original.name in (target, run_name_of(original)):
         ctx.ecs.set_image_attributes(original_id, name=_broken_name(target, original_id))  # frees the name
     name = target if policy != "leave" else _closest_name(target, "-repaired")
     family = original.family if original is not None else image.family  # a run again: already given
@@ -222,6 +222,14 @@ def promote(ctx: Context, image: Image) -> dict[str, object]:
     return {**lineage(image), "family": family, "originalPolicy": policy}
 
 
+def original_name(original: Image | None, repaired: Image) -> str:
+    """The name the original had when adopted: on the original (`bakery:original-name`, removed only once it is
+    settled), else on the repaired image (removed once named), else the repaired image's own: a promotion run
+    again after both are gone named it already. Never the original's current name: Bakery may have renamed it."""
+    return ((original.tags.get(tags.ORIGINAL_NAME) if original else None) or repaired.tags.get(tags.ORIGINAL_NAME)
+            or repaired.name)  # fmt: skip
+
+
 def _name_image(ctx: Context, image: Image, name: str, **attributes: str | None) -> None:
     try:
         ctx.ecs.set_image_attributes(image.image_id, name=name, **attributes)
@@ -236,8 +244,8 @@ def _settle_original(ctx: Context, original: Image, keep: frozenset[str]) -> str
     """BAKERY_ADOPTED_ORIGINAL on the broken original, once its repaired image has its identity (and shares)."""
     policy = ctx.settings.adopted_original
     if policy == "leave" or original.status not in ("Available", "Deprecated"):
-        if original.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
-            ctx.set_state(original, state.RETIRED)
+        restore_name(ctx, original)  # a name swapped for the repair run goes back: left means as it was
+        _retire(ctx, original)
         return "left"
     shared = ctx.ecs.shared_accounts(original.image_id)
     if shared:  # a Deprecated image cannot stay shared, and DeleteImage refuses a shared one (ImageUseShared)
@@ -256,9 +264,18 @@ def _settle_original(ctx: Context, original: Image, keep: frozenset[str]) -> str
         log.warning("original in use: deprecated, not deleted", instances=users[:5], launch_templates=templates[:5])
     if original.status == "Available":
         ctx.ecs.set_image_attributes(original.image_id, status="Deprecated")
+    _retire(ctx, original)
+    return "deprecated" if policy == "deprecate" else "deprecated (in use)"
+
+
+def _retire(ctx: Context, original: Image) -> None:
+    """The settled original: `retired`, its run's work tags off (the last step: a promotion run again before it
+    still finds the original name on it)."""
     if original.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
         ctx.set_state(original, state.RETIRED)
-    return "deprecated" if policy == "deprecate" else "deprecated (in use)"
+    done = [k for k in (tags.ORIGINAL_NAME, tags.REPAIR_EXECUTION) if k in original.tags]
+    if done:
+        ctx.ecs.untag("image", original.image_id, done)
 
 
 def _made_with(snapshot_created: str, image_created: str) -> bool:
@@ -274,28 +291,47 @@ def _utc(text: str) -> datetime:
 
 
 def give_back(ctx: Context, original: Image, reason: str) -> None:
-    """A failed adopted bake: the original as it was — its name back if a step renamed it — without Bakery's work
+    """A failed adopted bake: the original as it was — its name back if Bakery renamed it — without Bakery's work
     tags, with `bakery:last-error` (and the bake id and adopted mark, so adoption does not take it again by itself:
     `bakery repair` does)."""
-    name = original.tags.get(tags.ORIGINAL_NAME)
-    if name and original.name != name:
-        ctx.ecs.set_image_attributes(original.image_id, name=name)
+    restore_name(ctx, original)
     ctx.ecs.untag("image", original.image_id, [k for k in (tags.STATE, tags.IN_FLIGHT, tags.ORIGINAL_NAME,
                                                           tags.REPAIR_EXECUTION) if k in original.tags])  # fmt: skip
     ctx.ecs.tag("image", original.image_id, {tags.LAST_ERROR: reason})
 
 
-def run_name(ctx: Context, image: Image) -> None:
-    """Before ACS-ECS-RepairImage runs on an adopted original: a name the template cannot extend (over 104
-    characters, or characters CreateImage does not list) is swapped for a short one for the run. The real name
-    stays in `bakery:original-name`; the repaired image gets it, or the original gets it back on failure."""
+def restore_name(ctx: Context, original: Image) -> None:
+    """The original's name back — only when Bakery renamed it (for the repair run, or out of the repaired image's
+    way): a name the operator gave it meanwhile is theirs. A name someone took meanwhile stays taken: the
+    original keeps Bakery's name (and the log says so) rather than failing the wind-down for ever."""
+    name = original.tags.get(tags.ORIGINAL_NAME)
+    if (
+        not name
+        or original.name == name
+        or original.name not in (run_name_of(original), _broken_name(name, original.image_id))
+    ):
+        return
+    try:
+        ctx.ecs.set_image_attributes(original.image_id, name=name)
+    except CloudError as exc:
+        if exc.code != "InvalidImageName.Duplicated":
+            raise
+        log.warning("the original's name is taken meanwhile; it keeps Bakery's", name=name, kept=original.name)
+
+
+def repairable_name(ctx: Context, image: Image) -> None:
+    """Before ACS-ECS-RepairImage runs on an image: a name the template cannot extend (over 104 characters, or
+    characters CreateImage does not list) is swapped for a short one for the run — an adopted original's real
+    name stays in `bakery:original-name` (its repaired image gets it, or it gets it back on failure); a bake's
+    own image (a long name prefix, a second repair's `repaired_repaired_...`) keeps no name worth restoring."""
     if len(image.name) <= REPAIR_NAME_LIMIT and _REPAIRABLE_NAME.fullmatch(image.name):
         return
-    ctx.ecs.set_image_attributes(image.image_id, name=_run_name(image.image_id))
+    ctx.ecs.set_image_attributes(image.image_id, name=run_name_of(image))
 
 
-def _run_name(image_id: str) -> str:
-    return f"bakery-{image_id}"
+def run_name_of(image: Image) -> str:
+    """The short name an image gets for a repair run (unique: its id)."""
+    return f"bakery-{image.image_id}"
 
 
 def _broken_name(name: str, image_id: str) -> str:

@@ -62,14 +62,16 @@ def wind_down(ctx: Context, instance_id: str, bake_id: str, reason: str) -> None
     """Retire every image of the bake that is not finished (deleted: a failed bake leaves none behind), then
     release the instance with `bakery:last-error`. Safe to run again: the sweep finishes an interrupted one."""
     if bake_id:
-        for image in ctx.ecs.images_tagged(tags.BAKE_ID, bake_id):
+        images = ctx.ecs.images_tagged(tags.BAKE_ID, bake_id)
+        originals = [i for i in images if i.tags.get(tags.ADOPTED) == i.image_id]  # the operator's: never retired
+        for image in images:
             if image.tags.get(tags.STATE) == state.REPAIRING:
                 _retire_repair_output(ctx, image)
-            if image.tags.get(tags.ADOPTED) == image.image_id:  # the operator's image: never retired
-                if image.tags.get(tags.STATE) is not None or tags.ORIGINAL_NAME in image.tags:
-                    adopt.give_back(ctx, image, reason)
-            elif image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
+            if image not in originals and image.tags.get(tags.STATE) not in state.TERMINAL_IMAGE:
                 promote.retire(ctx, image, force_delete=True)
+        for original in originals:  # last: a repaired image that took its name is gone by now
+            if original.tags.get(tags.STATE) is not None or tags.ORIGINAL_NAME in original.tags:
+                adopt.give_back(ctx, original, reason)
         promote.collect_retired_snapshots(ctx, bake_id)
     promote.release_instance(ctx, instance_id, bake_id, {tags.LAST_ERROR: reason})
 

@@ -62,8 +62,7 @@ def start_repair(ctx: Context, image: Image) -> None:
                           "parameters RepairZoneId, RepairVSwitchId and RepairSecurityGroupId.")  # fmt: skip
     repair_items = sorted({REPAIR_ITEM_FOR_CHECK[n] for n in names})
     bake_id = image.tags.get(tags.BAKE_ID, "")
-    if image.tags.get(tags.ADOPTED) == image.image_id:
-        adopt.run_name(ctx, image)  # a name the template cannot extend is swapped for the run
+    adopt.repairable_name(ctx, image)  # a name the template cannot extend is swapped for the run
     execution = ctx.oos.start_repair(
         {"zoneId": s.repair_zone_id, "repairImageId": image.image_id, "baseImageId": base_image,
          "instanceType": s.repair_instance_type, "securityGroupId": s.repair_security_group_id,
