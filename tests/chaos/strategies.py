@@ -196,7 +196,10 @@ def chaos_cases(draw: st.DrawFn, max_instances: int = 4, max_fuzz_events: int = 
     if bystanders and draw(st.integers(0, 2)) == 2:
         # Images made outside Bakery (issue 12) from instances nobody bakes: adopted or not by the policy drawn,
         # with or without the check, via the API or the console, with the record in each plausible shape.
-        for n, instance_id in enumerate(draw(st.lists(st.sampled_from(bystanders), min_size=1, max_size=2))):
+        # One image per instance: a second CreateImage on a disk still being snapshotted is refused (real ECS too).
+        for n, instance_id in enumerate(
+            draw(st.lists(st.sampled_from(bystanders), min_size=1, max_size=2, unique=True))
+        ):
             outside: dict[str, Any] = {"instance": instance_id, "name": f"outside{n}-{instance_id}",
                                        "check": draw(st.sampled_from([True, True, False])),
                                        "via": draw(st.sampled_from(["api", "console"]))}  # fmt: skip
@@ -216,6 +219,9 @@ def chaos_cases(draw: st.DrawFn, max_instances: int = 4, max_fuzz_events: int = 
         chaos["env"]["BAKERY_ADOPTED_ORIGINAL"] = draw(st.sampled_from(["deprecate", "delete", "leave"]))
         scenario["event_shapes"]["actiontrail_response"] = draw(st.booleans())
         scenario["event_shapes"]["repair_create_image"] = draw(st.sampled_from(["caller", "service", "none"]))
+        if "quotas" in scenario:  # the operator's own images count too: their CreateImage must not be refused
+            made = sum(1 for a in scenario["actions"] if "create_image" in a)
+            scenario["quotas"]["images"] += made
     if max_fuzz_events:
         chaos["fuzz_events"] = draw(st.lists(fuzz_events(), max_size=max_fuzz_events))
     return {**scenario, "chaos": chaos}

@@ -220,3 +220,18 @@ def test_a_failed_check_of_an_adopted_image_says_so_in_its_event() -> None:
     event = published.args[0]
     assert event.type == events.IMAGE_CHECK_FAILED and event.data["adopted"] is True
     assert event.data["originalImageId"] == "m-1"
+
+
+def test_a_promoted_adopted_image_waiting_for_retention_is_sent_again_by_the_sweep() -> None:
+    # Given an adopted repaired image promoted into its family (the family is the image's own attribute: it
+    # carries no bakery:family tag), whose Family:Promoted was lost (still marked in flight)
+    ready = Image("m-2", "web-1", "Available", True, "web", "", "linux", "Ubuntu", "x86_64",
+                  {tags.BAKE_ID: "b-1", tags.ADOPTED: "m-1", tags.STATE: state.READY, tags.IN_FLIGHT: "true"},
+                  ("s-2",), "Finished")  # fmt: skip
+    ctx = context()
+    # When the sweep's fifteen-minute look at promotions waiting for retention runs
+    sweep._retention_pending(ctx, [ready], "2026-01-05T09:15:00Z")
+    # Then the family's Family:Promoted is published again (chaos found it never was: retention never ran)
+    (published,) = ctx.bus.publish.call_args_list
+    (event,) = published.args
+    assert event.type == events.FAMILY_PROMOTED and event.data["family"] == "web" and event.data["imageIds"] == ["m-2"]

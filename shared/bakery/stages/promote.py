@@ -75,14 +75,14 @@ def finish(ctx: Context, promotions: list[tuple[Image, BakeryEvent]]) -> None:
     is idempotent; the events carry the same ids, so receivers see each once)."""
     if not promotions:
         return
-    # Retention runs for Bakery's families; an adopted image's family is the operator's (never retired by it).
-    in_family = [(event.data["family"], image.image_id) for image, event in promotions
-                 if event.data.get("family") and not event.data.get("adopted")]  # fmt: skip
+    # An adopted image too: the family's retention runs after it (it retires only Bakery's own older images:
+    # adopted ones are the operator's, families.fitness.made_by_bakery).
+    in_family = [(event.data["family"], image.image_id) for image, event in promotions if event.data.get("family")]
     ctx.bus.publish(*[event for _, event in promotions], *family_promoted(in_family))
     writes: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for image, event in promotions:
         moved = tags.image_state(image.tags.get(tags.STATE), state.READY)  # refuses a move outside the table
-        if event.data.get("family") and not event.data.get("adopted"):
+        if event.data.get("family"):
             # Still in flight until the lifecycle function has run retention for its family (it clears this):
             # a lost or dead-lettered Family:Promoted is published again by the sweep (RETENTION_PENDING).
             moved[tags.IN_FLIGHT] = "true"

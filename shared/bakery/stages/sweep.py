@@ -140,8 +140,9 @@ def _sweep(ctx: Context, minute: int, trigger_time: str, attempt: Attempt,
 def _retention_pending(ctx: Context, listing: list[Image], trigger_time: str) -> None:
     """Promoted images whose family's retention has not run (their Family:Promoted lost, or its lifecycle run
     dead-lettered): the event again, once per family, every fifteen minutes until the lifecycle function ran."""
-    waiting = [(image.tags[tags.FAMILY], image.image_id) for image in listing
-               if image.tags.get(tags.STATE) == state.READY and image.tags.get(tags.FAMILY)]  # fmt: skip
+    # The family a promotion set (an adopted image's is its own: it carries no bakery:family tag).
+    waiting = [(image.family or image.tags.get(tags.FAMILY, ""), image.image_id) for image in listing
+               if image.tags.get(tags.STATE) == state.READY and (image.family or image.tags.get(tags.FAMILY))]  # fmt: skip
     if waiting:
         ctx.bus.publish(*promote.family_promoted(waiting, resumedAt=trigger_time))
 
