@@ -235,3 +235,21 @@ def test_a_promoted_adopted_image_waiting_for_retention_is_sent_again_by_the_swe
     (published,) = ctx.bus.publish.call_args_list
     (event,) = published.args
     assert event.type == events.FAMILY_PROMOTED and event.data["family"] == "web" and event.data["imageIds"] == ["m-2"]
+
+
+def test_retention_counts_adopted_images_and_never_retires_them() -> None:
+    from bakery.families.retention import KEEP, decide
+
+    def member(image_id: str, age: int, **image_tags: str) -> Image:
+        return Image(image_id, image_id, "Available", True, "web", "", "linux", "Ubuntu", "x86_64",
+                     {tags.STATE: state.READY, **image_tags}, (f"s-{image_id}",), "Finished",
+                     creation_time=f"2026-01-0{age}T00:00:00Z")  # fmt: skip
+
+    family = [member("m-new", 5, **{tags.BAKE_ID: "b-3"}),
+              member("m-adopted", 4, **{tags.BAKE_ID: "b-2", tags.ADOPTED: "m-adopted"}),
+              member("m-old-adopted", 2, **{tags.BAKE_ID: "b-1", tags.ADOPTED: "m-x"}),
+              member("m-old", 1, **{tags.BAKE_ID: "b-0"})]  # fmt: skip
+    decisions = {d.image_id: d for d in decide(family, keep=1, action="delete", family="web")}
+    assert decisions["m-old"].action != KEEP  # Bakery's own, older than the newest 1: retired
+    for adopted in ("m-adopted", "m-old-adopted"):  # the operator's: kept, and says why
+        assert decisions[adopted].action == KEEP and "adopted" in decisions[adopted].reason

@@ -126,7 +126,7 @@ def reassemble(ctx: Context, repaired: Image) -> bool:
     ctx.set_state(repaired, state.REPAIRED)
     ctx.bus.publish(BakeryEvent(events.IMAGE_REPAIRED, whole_id, {
         "bakeId": bake_id, "imageId": whole_id, "repairedFrom": source_id, "reassembledFrom": repaired.image_id,
-        "disks": len(source.disks)}))  # fmt: skip
+        "disks": len(source.disks), **adopt.lineage(repaired)}))  # fmt: skip
     log.info("repaired image lacked data disks; put back together with them", whole_image_id=whole_id,
              missing=missing)  # fmt: skip
     return True
