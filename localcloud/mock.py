@@ -18,12 +18,17 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http import client as http_client
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 import responses
 from requests.adapters import MaxRetryError
 from requests.exceptions import RetryError
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from responses import _form_response, _handle_body
 
 from localcloud.admin import PREFIX, handle_admin
 from localcloud.cloud import LocalCloud
@@ -66,7 +71,12 @@ class _LocalCloudMock(responses.RequestsMock):
     whole script, that took longer than the emulator's answer). A request for a local cloud can only
     match the one route registered for its method, so it is answered by that route at once; what it gets
     back is built as responses builds it (the route's get_response, the adapter's build_response), and it
-    is recorded in the same call lists. Any other request takes responses' own path (and is refused)."""
+    is recorded in the same call lists. Any other request takes responses' own path (and is refused).
+
+    An SDK (OpenAPI) call's answer skips the two urllib3 HTTPResponse objects responses wraps it in and
+    the adapter's unwrapping (_fast_response): the requests.Response it gets holds the same status, reason,
+    headers, content, url and request, which is all the SDK reads. Where those objects could make a
+    difference (a streamed response, a Content-Encoding to decode, cookies, a retry), it is built as before."""
 
     _routes: dict[str, responses.BaseResponse]
 
@@ -77,19 +87,23 @@ class _LocalCloudMock(responses.RequestsMock):
         request.req_kwargs = kwargs
         request.body = self._read_filelike_body(request.body)
         try:
-            response = adapter.build_response(request, route.get_response(request))
+            response = self._response(adapter, route, request, sdk_call=not kwargs.get("stream")
+                                      and "x-acs-action" in request.headers)  # fmt: skip
         except BaseException as error:
             call = responses.Call(request, error)
             self._calls.add_call(call)
             route.calls.add_call(call)
             raise
+        retries = retries or adapter.max_retries
+        retry = retries.is_retry(method=request.method, status_code=response.status_code,
+                                 has_retry_after="Retry-After" in response.headers)  # fmt: skip
+        if retry and response.raw is None:  # the retry reads the urllib3 response: the one responses builds
+            response = self._built(adapter, route, request, *response._reply)
         call = responses.Call(request, response)
         self._calls.add_call(call)
         route.calls.add_call(call)
         # Retries exactly as responses does them (the SDKs' adapters retry no status: this never loops).
-        retries = retries or adapter.max_retries
-        if retries.is_retry(method=request.method, status_code=response.status_code,
-                            has_retry_after="Retry-After" in response.headers):  # fmt: skip
+        if retry:
             try:
                 retries = retries.increment(method=request.method, url=response.url, response=response.raw)
                 return self._on_request(adapter, request, retries=retries, **kwargs)
@@ -98,6 +112,55 @@ class _LocalCloudMock(responses.RequestsMock):
                     raise RetryError(error, request=request) from None
                 return response
         return response
+
+    @staticmethod
+    def _response(adapter: Any, route: Any, request: Any, *, sdk_call: bool) -> Any:
+        """What responses' CallbackResponse.get_response and the adapter's build_response make of the route's
+        answer; for an SDK call, without the urllib3 objects in between (see the class doc)."""
+        if not sdk_call:
+            return adapter.build_response(request, route.get_response(request))
+        # CallbackResponse.get_response, to the headers and body it hands _form_response.
+        headers = route.get_headers()
+        result = route.callback(request)
+        if isinstance(result, Exception):
+            raise result
+        status, reply_headers, body = result
+        if isinstance(body, Exception):
+            raise body
+        own_type = (isinstance(reply_headers, dict) and "Content-Type" in reply_headers) or (
+            isinstance(reply_headers, list) and any(h and h[0].lower() == "content-type" for h in reply_headers)
+        )
+        if own_type:  # the callback's Content-Type replaces the route's
+            headers.pop("Content-Type", None)
+        headers.extend(reply_headers)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if not isinstance(body, bytes) or "Content-Encoding" in headers or "Set-Cookie" in headers:
+            return _LocalCloudMock._built(adapter, route, request, status, headers, body)
+        return _fast_response(adapter, request, status, headers, body)
+
+    @staticmethod
+    def _built(adapter: Any, route: Any, request: Any, status: int, headers: Any, body: Any) -> Any:
+        """The response exactly as responses and the adapter build it (urllib3 objects included)."""
+        raw = _form_response(_handle_body(body), headers, status, request.method)
+        return adapter.build_response(request, raw)
+
+
+def _fast_response(adapter: Any, request: Any, status: int, headers: Any, body: bytes) -> Any:
+    """adapter.build_response(request, <responses' HTTPResponse of status, headers, body>) for a body that
+    needs no decoding and sets no cookies: the same fields, its content already read (no raw stream)."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict(headers)
+    response.encoding = get_encoding_from_headers(response.headers)
+    response.reason = http_client.responses.get(status, None)
+    response.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+    response.request = request
+    response.connection = adapter
+    response._content = body  # what reading the raw stream gives (b"" for HEAD: _answer sends none)
+    response._content_consumed = True
+    response._reply = (status, headers, body)  # to build the urllib3 objects after all, for a retry
+    return response
 
 
 def _answer(request: Any) -> tuple[int, dict[str, str], bytes | str]:

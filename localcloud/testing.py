@@ -46,7 +46,10 @@ def oss_client(endpoint: str, region: str, access_key_id: str = "LTAIlocalcloud"
 
 @dataclass
 class CloudEnv:
-    """A local cloud plus real SDK clients wired to it."""
+    """A local cloud plus real SDK clients wired to it.
+
+    `oss` and `ros` are made on first use: most callers never touch them, and importing their SDKs took a
+    local run's setup a quarter of a second. Either may still be given as a client, as before."""
 
     cloud: LocalCloud
     endpoint: str
@@ -54,12 +57,26 @@ class CloudEnv:
     ecs: Any
     oos: Any
     eventbridge: Any
-    oss: Any = None  # alibabacloud_oss_v2.Client
-    ros: Any = None  # alibabacloud_ros20190910 Client
+    oss_client: Any = None  # alibabacloud_oss_v2.Client, or made by `oss`
+    ros_client: Any = None  # alibabacloud_ros20190910 Client, or made by `ros`
 
     @property
     def region(self) -> str:
         return self.cloud.region
+
+    @property
+    def oss(self) -> Any:
+        if self.oss_client is None:
+            self.oss_client = oss_client(self.endpoint, self.cloud.region)
+        return self.oss_client
+
+    @property
+    def ros(self) -> Any:
+        if self.ros_client is None:
+            from alibabacloud_ros20190910.client import Client as RosClient
+
+            self.ros_client = RosClient(sdk_config(self.endpoint, self.cloud.region))
+        return self.ros_client
 
 
 @contextmanager
@@ -68,7 +85,6 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
     from alibabacloud_ecs20140526.client import Client as EcsClient
     from alibabacloud_eventbridge20200401.client import Client as EventBridgeClient
     from alibabacloud_oos20190601.client import Client as OosClient
-    from alibabacloud_ros20190910.client import Client as RosClient
 
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -78,10 +94,8 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
         server = LocalCloudServer(cloud).start()
         try:
             config = sdk_config(server.endpoint, cloud.region)
-            yield CloudEnv(
-                cloud, server.endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config),
-                oss=oss_client(server.endpoint, cloud.region), ros=RosClient(config),
-            )  # fmt: skip
+            yield CloudEnv(cloud, server.endpoint, transport, EcsClient(config), OosClient(config),
+                           EventBridgeClient(config))  # fmt: skip
         finally:
             server.stop()
     else:
@@ -89,7 +103,4 @@ def running(cloud: LocalCloud, transport: str = "inprocess") -> Iterator[CloudEn
 
         with mock_cloud(cloud) as endpoint:
             config = sdk_config(endpoint, cloud.region)
-            yield CloudEnv(
-                cloud, endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config),
-                oss=oss_client(endpoint, cloud.region), ros=RosClient(config),
-            )  # fmt: skip
+            yield CloudEnv(cloud, endpoint, transport, EcsClient(config), OosClient(config), EventBridgeClient(config))

@@ -46,18 +46,24 @@ _Step = tuple[str, str, str, int]
 
 def build_tree(box: GuestSandbox) -> None:
     """Write the whole guest tree under ``box.root``."""
+    # Directories this build made or found: a file's parent among them needs no os.makedirs (three system
+    # calls even when it exists). Scripts of many guests start at once and each call here waits for the
+    # interpreter lock again, so fewer of them start the scripts sooner.
+    made: set[str] = {box.root}
     for what, guest_path, content, mode in _steps(box):
         host_path = box.guest_path(guest_path)
         if what == "dir":
             os.makedirs(host_path, exist_ok=True)
+            made.add(host_path)
         elif what == "chmod":
             os.chmod(host_path, mode)
         elif what in ("file", "secret"):
             if what == "secret" and os.path.isdir(host_path):
                 raise ValueError(f"guest.secrets: {guest_path!r} is a directory of the guest tree")
-            _write_file(box, guest_path, content, mode)
+            _write_file(box, guest_path, content, mode, made)
         elif os.path.isdir(host_path) and not os.path.islink(host_path):  # remove
             shutil.rmtree(host_path)
+            made = {d for d in made if d != host_path and not d.startswith(host_path + "/")}
         elif os.path.lexists(host_path):
             os.unlink(host_path)
 
@@ -117,11 +123,23 @@ def _steps(box: GuestSandbox) -> list[_Step]:
     return steps
 
 
-def _write_file(box: GuestSandbox, guest_path: str, content: str, mode: int = 0o644) -> None:
+def _write_file(
+    box: GuestSandbox, guest_path: str, content: str, mode: int = 0o644, made: set[str] | None = None
+) -> None:
     host_path = box.guest_path(guest_path)
-    os.makedirs(os.path.dirname(host_path), exist_ok=True)
-    with open(host_path, "w", encoding="utf-8") as handle:
-        handle.write(content)
+    parent = os.path.dirname(host_path)
+    if made is None or parent not in made:
+        os.makedirs(parent, exist_ok=True)
+        if made is not None:
+            made.add(parent)
+    # What open(host_path, "w", encoding="utf-8") writes (POSIX: no newline translation), in fewer calls.
+    fd = os.open(host_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        data = content.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
     os.chmod(host_path, mode)
 
 

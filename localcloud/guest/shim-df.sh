@@ -43,7 +43,12 @@ mount_index() {
     host=$GUEST_ROOT_DIR$path
     if [[ $path == "$GUEST_ROOT_DIR" || $path == "$GUEST_ROOT_DIR"/* ]]; then host=$path; fi
     [[ -e $host ]] || return 1
-    host=$(realpath -m -- "$host")
+    # The guest's root itself (what `df /` asks, every preflight) is already canonical: no realpath process.
+    if [[ ($host == "$GUEST_ROOT_DIR" || $host == "$GUEST_ROOT_DIR/") && ! -L $GUEST_ROOT_DIR ]]; then
+        host=$GUEST_ROOT_DIR
+    else
+        host=$(realpath -m -- "$host")
+    fi
     guest=/
     if [[ $host == "$GUEST_ROOT_DIR"/* ]]; then guest=${host#"$GUEST_ROOT_DIR"}; fi
     for i in "${!MNT_TARGET[@]}"; do

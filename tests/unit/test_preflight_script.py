@@ -184,6 +184,53 @@ def test_system_dirs_as_usrmerge_symlinks_are_fine(make_guest: MakeGuest) -> Non
     assert_report(run(sandbox), ["FINDING system-dirs /lib missing"], 1)
 
 
+def test_system_dirs_holding_only_hidden_or_dangling_entries_are_not_empty(make_guest: MakeGuest) -> None:
+    """A directory is listed without a process (a glob); what counts as an entry is still what find lists."""
+    sandbox = make_guest()
+    for name, entry in (("/lib", ".hidden"), ("/sbin", "..two-dots"), ("/etc", "dangling")):
+        shutil.rmtree(sandbox.guest_path(name))
+        os.mkdir(sandbox.guest_path(name))
+        if entry == "dangling":
+            os.symlink("/nowhere", sandbox.guest_path(f"{name}/{entry}"))
+        else:
+            write(sandbox, f"{name}/{entry}", "x\n")
+    assert_report(run(sandbox), [], 0)
+
+
+def test_secrets_among_many_files_are_all_found(make_guest: MakeGuest) -> None:
+    """A file list too long for one grep command line (the short one is grepped directly) goes through xargs."""
+    sandbox = make_guest()
+    names = [f"/home/admin/many/a-rather-long-file-name-to-fill-the-command-line-{i:04d}.txt" for i in range(400)]
+    for name in names:
+        write(sandbox, name, "nothing here\n")
+    write(sandbox, names[-1], RSA_KEY)
+    write(sandbox, names[0], "ACCESS_KEY_SECRET=abcdefghijklmnopqrstuvwx\n")
+    assert sum(len(name) for name in names) > 16384
+    assert_report(run(sandbox), [f"FINDING secrets {names[-1]} private-key",
+                                 f"FINDING secrets {names[0]} cloud-credentials"], 1)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("df_output", "expected"),
+    [
+        ("Filesystem 1M-blocks Used Available Capacity Mounted on\n/dev/vda1 40960 40460 500 99% /\n", ["FINDING disk-space / free=500MB required=1024MB"]),
+        ("h\n\t /dev/vda1\t 40960  40000\t 960   extra fields\n", ["FINDING disk-space / free=960MB required=1024MB"]),
+        ("h\n/dev/vda1 40960 40000 0900 98% /\nnext 1 1 1 1 /x\n", ["FINDING disk-space / free=900MB required=1024MB"]),
+        ("h\n/dev/vda1 40960 2000\n", ["ERROR disk-space df -Pm / printed no free space"]),
+        ("only a header\n", ["ERROR disk-space df -Pm / printed no free space"]),
+        ("h\r\n/dev/vda1 40960 40000 900\r\n", ["ERROR disk-space df -Pm / printed no free space"]),
+    ],
+)  # fmt: skip
+def test_disk_space_reads_the_fourth_field_of_the_second_line(make_guest: MakeGuest, df_output: str,
+                                                             expected: list[str]) -> None:  # fmt: skip
+    """As awk 'NR == 2 { print $4 }' reads it (blanks and tabs separate fields; a CR is part of one)."""
+    sandbox = make_guest()
+    shim = Path(sandbox.shim_dir) / "df"
+    shim.write_text(f"#!/bin/bash\nprintf '%b' {json.dumps(df_output)}\n")
+    shim.chmod(0o755)
+    assert_report(run(sandbox), expected, 2 if expected[0].startswith("ERROR") else 1)
+
+
 @pytest.mark.parametrize(("secret", "kind"), sorted(SECRET_KINDS.items()))
 def test_each_planted_secret(make_guest: MakeGuest, secret: str, kind: str) -> None:
     assert_report(run(make_guest(secrets=[secret])), [f"FINDING secrets {secret} {kind}"], 1)

@@ -41,7 +41,8 @@ check_disk_space() {
     local min=${MIN_FREE_MB:-1024} out free
     if [[ ! $min =~ ^[0-9]{1,9}$ ]]; then esc "$min" && error disk-space "MIN_FREE_MB=$E is not a number of MB" && return; fi
     out=$(df -Pm "$G/" 2>&1) || { error disk-space "df -Pm / failed" && return; }
-    free=$(awk 'NR == 2 { print $4 }' <<<"$out")
+    # The 4th field of the 2nd line (awk 'NR == 2 { print $4 }', without a process of its own).
+    free="" && { read -r _ && read -r _ _ _ free _; } <<<"$out"
     [[ $free =~ ^[0-9]+$ ]] || { error disk-space "df -Pm / printed no free space" && return; }
     # 10#: a leading zero must not make bash read the number as octal.
     if ((10#$free < 10#$min)); then finding disk-space / "free=$((10#$free))MB required=$((10#$min))MB"; fi
@@ -104,11 +105,22 @@ check_fstab() {
     done
 }
 
+has_entries() { # has_entries DIR/: DIR lists an entry, seen by a glob (no process), where find would list it too
+    local entries off=()
+    [[ -r $1 && -x $1 && -x . ]] || return 1 # find also fails where it cannot return to the working directory
+    shopt -q nullglob || off+=(nullglob)
+    shopt -q dotglob || off+=(dotglob)
+    shopt -s nullglob dotglob
+    entries=("$1"*)
+    ((${#off[@]} == 0)) || shopt -u "${off[@]}" # the shell's options as they were
+    ((${#entries[@]}))
+}
 check_system_dirs() {
     local dir out
     for dir in /bin /sbin /lib /usr/bin /usr/lib /etc; do
         if [[ ! -e $G$dir ]]; then finding system-dirs "$dir" missing && continue; fi # also a dangling symlink
         if [[ ! -d $G$dir ]]; then finding system-dirs "$dir" not-a-directory && continue; fi
+        has_entries "$G$dir/" && continue # else find tells an empty directory from one it cannot list
         out=$(find "$G$dir/" -mindepth 1 -maxdepth 1 -print -quit 2>/dev/null) || { error system-dirs "cannot list $dir" && continue; }
         [[ -n $out ]] || finding system-dirs "$dir" empty
     done
@@ -127,8 +139,14 @@ HISTORY_RE='(mysql[a-z]*|mariadb)[[:space:]].*[[:space:]]-p[^[:space:]]|--passwo
 HISTORY_NAMES=" .bash_history .zsh_history .sh_history .mysql_history .psql_history "
 
 matching() { # matching ERE FILE...: the files that match, NUL-separated, in the given order
-    local re=$1 && shift
-    (($#)) && printf '%s\0' "$@" | xargs -0 grep -lsZE -e "$re" -- 2>/dev/null
+    local re=$1 all && shift
+    all="$*"
+    # A short list fits one command line: grep it directly; xargs splits a long one.
+    if (($# && ${#all} <= 16384)); then
+        grep -lsZE -e "$re" -- "$@" 2>/dev/null
+    else
+        (($#)) && printf '%s\0' "$@" | xargs -0 grep -lsZE -e "$re" -- 2>/dev/null
+    fi
 }
 check_secrets() {
     local roots=() files=() histories=() dir f failed=0
