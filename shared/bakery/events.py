@@ -305,22 +305,11 @@ def tag_call_data(event: CloudEvent) -> dict[str, Any]:
     a record whose parameters are not a string map, or whose JSON form is not the documented shape, is malformed."""
     what = f"{event.type} event {show(event.id)}"
     out: dict[str, Any] = {"eventName": event.data.get("eventName"), **_record_basics(event)}
-    flat = event.data.get("requestParameters")
+    flat = _flat_parameters(event)
     if flat is not None:
-        if not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values()):
-            raise InvalidEvent(f"{what}: data.requestParameters must be an object of strings ({show(flat)})")
         out["requestParameters"] = flat
-    nested = event.data.get("requestParameterJson")
-    if isinstance(nested, str):
-        try:
-            nested = json.loads(nested, parse_constant=_refuse_constant, parse_float=_finite_float)
-        except (ValueError, RecursionError):
-            raise InvalidEvent(f"{what}: data.requestParameterJson is not JSON") from None
-        if isinstance(nested, (dict, list)):
-            _check_tree({"requestParameterJson": nested})
+    nested = _nested_parameters(event)
     if nested is not None:
-        if not isinstance(nested, dict):
-            raise InvalidEvent(f"{what}: data.requestParameterJson must be an object ({show(nested)})")
         ids, tag_list, kind = nested.get("ResourceId"), nested.get("Tag"), nested.get("ResourceType")
         if not (
             ids is None or isinstance(ids, str) or (isinstance(ids, list) and all(isinstance(i, str) for i in ids))
@@ -416,12 +405,22 @@ _IMAGE_SOURCE_KEYS = ("InstanceId", "SnapshotId", "DiskDeviceMapping.1.SnapshotI
 
 def _request_parameters(event: CloudEvent) -> dict[str, Any] | None:
     """requestParameters (flat RPC keys) or requestParameterJson (nested), as one mapping; None when absent."""
-    what = f"{event.type} event {show(event.id)}"
+    flat = _flat_parameters(event)
+    return flat if flat is not None else _nested_parameters(event)
+
+
+def _flat_parameters(event: CloudEvent) -> dict[str, str] | None:
+    """data.requestParameters: an object of strings (RPC wire values) when present."""
     flat = event.data.get("requestParameters")
-    if flat is not None:
-        if not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values()):
-            raise InvalidEvent(f"{what}: data.requestParameters must be an object of strings ({show(flat)})")
-        return flat
+    if flat is not None and (not isinstance(flat, dict) or not all(isinstance(v, str) for v in flat.values())):
+        raise InvalidEvent(f"{event.type} event {show(event.id)}: data.requestParameters must be an object of "
+                           f"strings ({show(flat)})")  # fmt: skip
+    return flat
+
+
+def _nested_parameters(event: CloudEvent) -> dict[str, Any] | None:
+    """data.requestParameterJson: an object, given as one or as JSON text, when present."""
+    what = f"{event.type} event {show(event.id)}"
     nested = event.data.get("requestParameterJson")
     if isinstance(nested, str):
         try:

@@ -221,14 +221,17 @@ class Ecs:
 
     def images_tagged(self, key: str, value: str | None = None) -> list[Image]:
         """Every own image carrying tag `key` (= `value`), in any status, over all pages."""
-        tag = [m.DescribeImagesRequestTag(key=key, value=value)]
+        return self._images(tag=[m.DescribeImagesRequestTag(key=key, value=value)])
+
+    def _images(self, status: str = ALL_IMAGE_STATUSES, **filters: Any) -> list[Image]:
+        """Own images matching DescribeImages `filters`, over all pages of 100."""
         result, page = [], 1
         while True:
             body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
-                region_id=self.region, status=ALL_IMAGE_STATUSES, image_owner_alias="self", tag=tag,
-                page_size=100, page_number=page))  # fmt: skip
+                region_id=self.region, status=status, image_owner_alias="self", page_size=100, page_number=page,
+                **filters))  # fmt: skip
             batch = body.images.image if body.images else []
-            result += [_image(i) for i in batch]
+            result += [_image(i) for i in batch or []]
             if page * 100 >= (body.total_count or 0) or not batch:
                 return result
             page += 1
@@ -239,36 +242,17 @@ class Ecs:
             region_id=self.region, image_id=image_id, image_family=family, status=status, description=description,
             image_name=name))  # fmt: skip
 
-    def images_created_since(self, since: str, tag: tuple[str, str] | None = None) -> list[Image]:
+    def images_created_since(self, since: str) -> list[Image]:
         """Own images Creating, Waiting or Available created at or after `since` (yyyy-MM-ddTHH:mmZ, UTC:
-        DescribeImages Filter CreationStartTime), optionally carrying tag `tag`, over all pages."""
-        tags = [m.DescribeImagesRequestTag(key=tag[0], value=tag[1])] if tag else None
-        result, page = [], 1
-        while True:
-            body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
-                region_id=self.region, status="Creating,Waiting,Available", image_owner_alias="self", tag=tags,
-                filter=[m.DescribeImagesRequestFilter(key="CreationStartTime", value=since)],
-                page_size=100, page_number=page))  # fmt: skip
-            batch = body.images.image if body.images else []
-            result += [_image(i) for i in batch]
-            if page * 100 >= (body.total_count or 0) or not batch:
-                return result
-            page += 1
+        DescribeImages Filter CreationStartTime), over all pages."""
+        return self._images("Creating,Waiting,Available",
+                            filter=[m.DescribeImagesRequestFilter(key="CreationStartTime", value=since)])  # fmt: skip
 
     # -- lifecycle: families, usage, sharing, snapshot sizes (bakery.families) -----------------------
 
     def images_in_family(self, family: str) -> list[Image]:
         """Every own image of `family`, in any status (Deprecated ones too), over all pages."""
-        result, page = [], 1
-        while True:
-            body = self._call("DescribeImages", self._client.describe_images, m.DescribeImagesRequest(
-                region_id=self.region, image_family=family, status=ALL_IMAGE_STATUSES, image_owner_alias="self",
-                page_size=100, page_number=page))  # fmt: skip
-            batch = body.images.image if body.images else []
-            result += [_image(i) for i in batch or []]
-            if page * 100 >= (body.total_count or 0) or not batch:
-                return result
-            page += 1
+        return self._images(image_family=family)
 
     def image_from_family(self, family: str) -> str | None:
         """What a launch resolving `family` boots now: its newest Available image (None when it has none)."""
