@@ -50,8 +50,10 @@ class Pipeline(Context):
         check.follow(self, image_id)
 
     # adoption: an image made outside Bakery, followed like a bake's (stages.adopt, then stages.check)
-    def adopt(self, image_id: str, **how: bool | None) -> Image | None:
-        adopted = adopt.adopt(self, image_id, **how)  # type: ignore[arg-type]
+    def adopt(self, image_id: str, *, requested: bool = False, check_requested: bool | None = None,
+              image: Image | None = None, opted_in: bool = False) -> Image | None:  # fmt: skip
+        adopted = adopt.adopt(self, image_id, requested=requested, check_requested=check_requested, image=image,
+                              opted_in=opted_in)  # fmt: skip
         if adopted is not None:
             check.follow_image(self, adopted)  # already checked (an image that failed before): decided now
         return adopted

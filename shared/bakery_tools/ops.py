@@ -366,7 +366,7 @@ def repair(settings: Settings, args: argparse.Namespace) -> Outcome:
     problem = adopt.not_adoptable(pipeline, image)
     if problem is not None:
         raise Refused(EXIT_PROBLEM, problem[0], problem[1])
-    adopted = pipeline.adopt(image_id, requested=True)
+    adopted = pipeline.adopt(image_id, requested=True, image=image)  # as just read: no second DescribeImages
     if adopted is None:  # someone else took it in between, or it is a repair's output
         raise Refused(EXIT_PROBLEM, "not-adopted", f"{image_id} was not adopted (it is followed already, or is "
                       f"the output of a repair Bakery runs). Look: {follow}")  # fmt: skip

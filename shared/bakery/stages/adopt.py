@@ -142,9 +142,10 @@ def report(ctx: Context, image: Image, reason: str, message: str) -> None:
         "imageId": image.image_id, "reason": reason, "message": message, "family": image.family}))  # fmt: skip
 
 
-def release_unchecked(ctx: Context, image: Image, reason: str, message: str) -> None:
+def release_unchecked(ctx: Context, image: Image) -> None:
     """An image adopted while Creating turned out unchecked (or failed to create): Bakery's tags come off, the
-    image is as its creator left it, and it is reported."""
+    image is as its creator left it, and it is reported — why, as `not_adoptable` says it now."""
+    reason, message = not_adoptable(ctx, image) or ("not-adoptable", f"Image {image.image_id} cannot be followed.")
     ctx.ecs.untag("image", image.image_id, [k for k in (tags.BAKE_ID, tags.ADOPTED, tags.ORIGINAL_NAME, tags.STATE,
                                                        tags.IN_FLIGHT) if k in image.tags])  # fmt: skip
     report(ctx, image, reason, message)
@@ -214,8 +215,7 @@ def promote(ctx: Context, image: Image) -> dict[str, object]:
         if accounts:
             have = set(ctx.ecs.shared_accounts(image.image_id))
             ctx.ecs.share(image.image_id, [a for a in accounts if a not in have])
-    if original is not None:
-        outcome = _settle_original(ctx, original, keep=frozenset(image.snapshot_ids))
+        outcome = _settle_original(ctx, original, keep=frozenset(image.snapshot_ids), shared=accounts)
         log.info("repaired image took over the original's identity", original=outcome, name=name)
     # What became of the original is in the log and on it, not in the event: a promotion run again (interrupted
     # after this) publishes the same event, with the same id.
@@ -240,14 +240,14 @@ def _name_image(ctx: Context, image: Image, name: str, **attributes: str | None)
         ctx.ecs.set_image_attributes(image.image_id, name=_closest_name(name, "-" + image.image_id), **attributes)
 
 
-def _settle_original(ctx: Context, original: Image, keep: frozenset[str]) -> str:
-    """BAKERY_ADOPTED_ORIGINAL on the broken original, once its repaired image has its identity (and shares)."""
+def _settle_original(ctx: Context, original: Image, keep: frozenset[str], shared: list[str]) -> str:
+    """BAKERY_ADOPTED_ORIGINAL on the broken original, once its repaired image has its identity (and `shared`,
+    the accounts the original is shared with, just read to share the repaired image)."""
     policy = ctx.settings.adopted_original
     if policy == "leave" or original.status not in ("Available", "Deprecated"):
         restore_name(ctx, original)  # a name swapped for the repair run goes back: left means as it was
         _retire(ctx, original)
         return "left"
-    shared = ctx.ecs.shared_accounts(original.image_id)
     if shared:  # a Deprecated image cannot stay shared, and DeleteImage refuses a shared one (ImageUseShared)
         ctx.ecs.unshare(original.image_id, shared)
     if policy == "delete":

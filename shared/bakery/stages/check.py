@@ -41,8 +41,7 @@ def decide(ctx: Context, image: Image) -> None:
     original = image.tags.get(tags.ADOPTED) == image.image_id  # an adopted image itself (not one Bakery made)
     if image.status in ("CreateFailed", "UnAvailable"):
         if original:
-            return adopt.release_unchecked(ctx, image, "creation-failed", f"Image {image.image_id} ended "
-                                           f"{image.status}: there is nothing to check or repair.")  # fmt: skip
+            return adopt.release_unchecked(ctx, image)
         return create.creation_failed(ctx, image)
     # Deprecated: someone deprecated the image while its bake was in flight; the bake still finishes (its
     # status is the operator's choice, and a half-finished promotion must always have a way forward).
@@ -53,9 +52,7 @@ def decide(ctx: Context, image: Image) -> None:
         return
     if not image.detection_status:
         if original:  # adopted while Creating: only now does its listing say it is not checked
-            return adopt.release_unchecked(ctx, image, "check-not-enabled", f"Image {image.image_id} is Available "
-                                           "without an image check (not requested, or not supported for it): Bakery "
-                                           "has nothing to follow and leaves it as it is.")  # fmt: skip
+            return adopt.release_unchecked(ctx, image)
         return _unchecked_image(ctx, image)
     if image.detection_status != "Finished":
         if repaired:  # `checking` records that its disks were verified (reassemble runs once); a plain image's

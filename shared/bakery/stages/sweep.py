@@ -1,6 +1,7 @@
 """The sweep (bakery-check's one-minute timer): finish whatever an event should have moved on — the image check
 (ECS publishes no event when it finishes), lost or throttled events, interrupted promotions and wind-downs,
-triggers nobody saw. At most one query a minute (`schedule`), so an idle deployment costs 696 calls a day:
+triggers nobody saw. A few queries an hour (`schedule`), so an idle deployment costs 696 calls a day (720 with
+adoption on: BAKERY_ADOPT_IMAGES):
 
 - every third minute (`schedule`): every image in flight, from one paged DescribeImages (Tag `bakery:in-flight=true`)
   that returns status, progress, Usable and the check inline; each is decided from that listing, never re-read,
@@ -8,7 +9,7 @@ triggers nobody saw. At most one query a minute (`schedule`), so an idle deploym
 - once every fifteen minutes each: the instances tagged `bakery:bake` (triggers nobody claimed), and those claimed
   (`bakery:bake-id`: a preflight or stop whose event was lost, an interrupted wind-down, a bake whose image
   vanished — judged against that minute's image listing); once an hour the snapshots of retires interrupted
-  after their image was deleted (`bakery:retiring`).
+  after their image was deleted (`bakery:retiring`), and the images to adopt whose event was lost (`adopt.discover`).
 
 Repairs are followed by OOS's own events; the sweep looks at a running repair once every fifteen minutes."""
 
