@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -34,18 +35,25 @@ from localcloud.fc.template.model import FunctionDef
 def call_in_process(
     load: Callable[[], ModuleType], fn: FunctionDef, payload: bytes, context: Any, env: dict[str, str], log_prefix: str
 ) -> tuple[Any, Failure | None, list[str], float]:
-    """Call `fn`'s handler (from the module `load` returns) in this interpreter: (result, failure, log lines, wall ms)."""
+    """Call `fn`'s handler (from the module `load` returns) in this interpreter: (result, failure, log lines, wall ms).
+
+    The handler's `random` is seeded with the invocation's request id (itself drawn from the run's seed), and
+    this process's own random state is put back afterwards: what a function draws (the SDK adapter's retry
+    jitter, which moves the virtual clock) is then the same in every run of a scenario, so its calls are too.
+    FC promises nothing about a function's random numbers, so any seed is a faithful one."""
     lines: list[str] = []
     capture = LogCapture(lines, log_prefix)
     root = logging.getLogger()
     saved_level = root.level
     saved_env = dict(os.environ)
+    saved_random = random.getstate()
     result: Any = None
     failure: Failure | None = None
     os.environ.update(env)
     root.addHandler(capture)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)  # FC's python runtime logs INFO and above from the root logger
+    random.seed(getattr(context, "request_id", None))
     started = time.perf_counter()
     try:
         with _STDOUT.capturing(lines), _STDERR.capturing(lines):
@@ -62,6 +70,7 @@ def call_in_process(
         root.removeHandler(capture)
         root.setLevel(saved_level)
         _restore_environ(saved_env)
+        random.setstate(saved_random)
     if isinstance(result, bytes):
         result = result.decode("utf-8", "replace")
     return result, failure, lines, wall_ms

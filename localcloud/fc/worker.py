@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import random
 import sys
 import traceback
 from types import SimpleNamespace
@@ -105,6 +106,7 @@ def main() -> None:
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = stream
         answer: dict[str, Any] = {"result": None, "error": None}
+        random.seed(request["context"].get("request_id"))  # as in-process instances do (instances.py)
         try:
             if handler is None:  # the cold start: an import error fails this call, the next one tries again
                 handler = getattr(importlib.import_module(module_name), attribute)

@@ -160,6 +160,43 @@ def test_get_and_list_functions_describe_what_runs(rig: Callable[..., Rig]) -> N
     assert [f.function_name for f in listed] == ["fx-recorder"]
 
 
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+@pytest.mark.parametrize("transport", ["http"])
+def test_a_function_s_random_numbers_come_from_its_request_id(rig: Callable[..., Rig], isolated: bool) -> None:
+    # Given the recorder, run in this process or as its own
+    import random
+
+    r = rig("runtime_routes.yml", isolated=isolated)
+    # When it is invoked twice
+    for body in (b'{"type": "one"}', b'{"type": "two"}'):
+        r.invoke("fx-recorder", body, x_fc_invocation_type="Sync")
+    # Then each draw is the one its request id seeds (so a scenario's retry jitter is the same in every run)
+    records = r.records()
+    assert [rec["random"] for rec in records] == [
+        random.Random(rec["context"]["request_id"]).random() for rec in records
+    ]
+    assert records[0]["random"] != records[1]["random"]
+
+
+def test_an_in_process_function_leaves_this_process_s_random_state_as_it_was() -> None:
+    # Given this process's random state, and a handler that draws from random
+    import random
+    from types import ModuleType, SimpleNamespace
+
+    from localcloud.fc.instances import call_in_process
+
+    module = ModuleType("drawer")
+    module.handler = lambda event, context: str(random.random())  # type: ignore[attr-defined]
+    fn = SimpleNamespace(function_attr="handler")
+    random.seed(11)
+    before = random.getstate()
+    # When it is called in this process
+    result, failure, _, _ = call_in_process(lambda: module, fn, b"{}", SimpleNamespace(request_id="r-1"), {}, "p")  # type: ignore[arg-type]
+    # Then it drew from the request id's sequence, and this process's state is untouched
+    assert failure is None and float(result) == random.Random("r-1").random()
+    assert random.getstate() == before
+
+
 # -- deployed stacks: isolated instances ---------------------------------------------------------------
 
 
