@@ -155,3 +155,22 @@ def test_a_bake_succeeds_whatever_shape_the_undocumented_events_take(bake):
         # ... and the events themselves drove it: CreateImage started before the first sweep (t+60 s) could have
         (started,) = baked.events("bakery:Image:CreationStarted")
         assert started["time"] < "2026-01-05T09:01:00Z", (shapes, started["time"])
+
+
+def test_a_family_and_name_in_chinese_are_baked_and_promoted(bake):
+    # Given an instance tagged with a family and a name prefix in Chinese, which ECS accepts ("English or Chinese
+    # characters": aliyun/oos-templates ACS-ECS-CreateImage.json, imageName)
+    scenario = {
+        "seed": 3,
+        "instances": [{"id": "i-web1"}],
+        "actions": [trigger("i-web1", family="生产-web", name="网站-黄金")],
+    }
+    baked = bake(scenario)
+
+    # Then it is baked like any other: named after the prefix, promoted into that family, the instance released
+    result = baked.bake_of("i-web1")
+    assert (result["state"], result["family"]) == ("ready", "生产-web"), result
+    image = baked.image(result["imageId"])
+    assert image.image_name.startswith("网站-黄金-") and image.image_family == "生产-web"
+    assert baked.newest_in_family("生产-web") == image.image_id
+    assert baked.assert_released("i-web1")[tags.LAST_IMAGE] == image.image_id

@@ -206,7 +206,12 @@ def test_a_second_bake_while_one_is_in_flight_is_refused(bake, retag_at):
     assert baked.assert_released("i-app")[tags.LAST_IMAGE] == result["imageId"]
 
 
-@pytest.mark.parametrize(("tag", "value"), [(tags.FAMILY, "a"), (tags.FAMILY, "aliyun-web"), (tags.NAME, "9lives")])
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    # é: CreateImage's names are "English or Chinese characters" (aliyun/oos-templates ACS-ECS-CreateImage.json,
+    # imageName), so a Latin letter with an accent is refused as a digit first would be.
+    [(tags.FAMILY, "a"), (tags.FAMILY, "aliyun-web"), (tags.NAME, "9lives"), (tags.FAMILY, "café-web")],
+)
 def test_an_invalid_family_or_name_tag_is_refused_before_any_image_exists(bake, tag, value):
     # Given an instance tagged for baking with a family or name ECS would refuse
     scenario = {"seed": 43, "instances": [{"id": "i-app"}],
