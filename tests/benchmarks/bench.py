@@ -174,11 +174,33 @@ def run_all(quick: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Be
         )
         rows.append(GOALS[f"faults_{name}"].row(r.get("ratio_to_clean"), f"{r.get('ready')}/{r.get('bakes')} ready"))
 
-    from tests.benchmarks import bench_coldstart, bench_localcloud
+    from tests.benchmarks import bench_coldstart, bench_floor, bench_localcloud
 
     b.measure("coldstart", lambda: _coldstart(bench_coldstart, 1 if quick else 3))
     b.measure("emulator", lambda: {**bench_localcloud.measure(), "problems": []})
+    b.measure("floor", lambda: bench_floor.measure(import_repeat=1 if quick else 3, sdk_passes=1 if quick else 2,
+                                                   log=lambda _m: None))  # fmt: skip
     return rows, _also(b), b
+
+
+def floor_rows(floor: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The wall-time floor (bench_floor.py) as one more line of the printed table, in its floor column. Not a goal:
+    it is not in the document's `goals` (nor counted in goals_met); its figures are the document's `floor`."""
+    f = (floor or {}).get("floor")
+    if not f:
+        return []
+    sizes = sorted(f, key=int)
+    return [
+        {
+            "metric": f"wall-time floor, {' / '.join(f'{int(n):,}' for n in sizes)}-instance run (bench_floor.py)",
+            "floor": " / ".join(f"{f[n]['wall_floor_seconds']} s" for n in sizes),
+            "goal": " / ".join(f"<= {f[n]['goal_seconds']:g} s" for n in sizes),
+            "measured": "floor under goal: " + " / ".join("yes" if f[n]["floor_under_goal"] else "no" for n in sizes),
+            "unit": "",
+            "note": "",
+            "met": None,
+        }
+    ]
 
 
 def _coldstart(module: Any, repeat: int) -> dict[str, Any]:
@@ -298,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals_unmet": [r["key"] for r in rows if r["met"] is False],
         "goals_not_measured": [r["key"] for r in rows if r["met"] is None],
         "also": also,
+        "floor": (b.runs.get("floor") or {}).get("floor"),  # bench_floor.py; its whole result is runs.floor
         "problems": b.problems,
         "seconds_per_measurement": b.timings,
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -306,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     print()
-    print(table(rows))
+    print(table(rows + floor_rows(b.runs.get("floor"))))
     print("\nalso recorded:")
     for row in also:
         print(f"  {row['metric']}: {row['measured'] if row['measured'] is not None else '-'}")
