@@ -201,6 +201,20 @@ def _body_bytes(body: Any) -> bytes:
     return b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk) for chunk in body)
 
 
+def routing_mock(callback: Any) -> _LocalCloudMock:
+    """The (not yet started) mock every local cloud's SDK calls go through: for each method, one route for any
+    `*.localcloud.internal` URL, answered by `callback(request) -> (status, headers, body)`, keeping only the
+    latest calls. mock_cloud's callback is the emulator; a benchmark may hand it canned answers instead."""
+    mock = _LocalCloudMock(assert_all_requests_are_fired=False)
+    mock._calls = _RecentCalls()
+    mock._routes = {}
+    for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD):
+        mock._routes[method] = mock.add_callback(method, _URL, callback=callback)
+    for route in mock.registered():
+        route._calls = _RecentCalls()
+    return mock
+
+
 @contextmanager
 def mock_cloud(cloud: LocalCloud) -> Iterator[str]:
     """Route requests for a fresh host into `cloud`; yields the endpoint for Config(endpoint=...)."""
@@ -208,13 +222,7 @@ def mock_cloud(cloud: LocalCloud) -> Iterator[str]:
     host = f"cloud{next(_numbers)}.{MOCK_DOMAIN}"
     with _lock:
         if _mock is None:
-            _mock = _LocalCloudMock(assert_all_requests_are_fired=False)
-            _mock._calls = _RecentCalls()
-            _mock._routes = {}
-            for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD):
-                _mock._routes[method] = _mock.add_callback(method, _URL, callback=_answer)
-            for route in _mock.registered():
-                route._calls = _RecentCalls()
+            _mock = routing_mock(_answer)
             _mock.start()
         _clouds[host] = cloud
     try:

@@ -66,6 +66,8 @@ FAILURE_EVENT_TYPE = "fc:AsyncInvoke:Failure"
 MAX_ITERATIONS = 1_000_000
 _BUS_ARN = re.compile(r"^acs:eventbridge:[^:]*:[^:]*:eventbus/([^/]+)$")
 _RUNTIME_IDS = itertools.count(1)
+# The STS credentials every local function gets (FC hands a function its role's; these name no real role).
+LOCAL_FC_CREDENTIALS = Credentials("STS.LocalFcRoleAccessKey", "localcloud-fc-secret", "localcloud-fc-sts-token")
 
 
 @dataclass
@@ -102,7 +104,7 @@ class LocalRuntime:
         self.python = python or sys.executable  # the interpreter isolated instances run under
         self.template = template
         self.extra_env = {ENDPOINT_ENV: endpoint, **(extra_env or {})}
-        self.credentials = Credentials("STS.LocalFcRoleAccessKey", "localcloud-fc-secret", "localcloud-fc-sts-token")
+        self.credentials = LOCAL_FC_CREDENTIALS
         # What ActionTrail records for the functions' calls: a session of the role they run as.
         role = next((fn.role_name for fn in template.functions.values() if fn.role_name), "")
         if role:

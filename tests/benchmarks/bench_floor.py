@@ -76,8 +76,6 @@ CAPTURE_FLEET = 200  # the fleet whose calls are replayed
 RATE_LIMIT = 5.0  # CreateImage calls per simulated second, as in every benchmark fleet
 SIZES = (200, 1000)
 GOALS_S = {200: 8.0, 1000: 60.0}  # bench.py wall_200, wall_1000
-# The local FC runtime's credentials for every function (localcloud/fc/runtime.py LocalRuntime.credentials).
-FC_CREDENTIALS = ("STS.LocalFcRoleAccessKey", "localcloud-fc-secret", "localcloud-fc-sts-token")
 # The least a local run's process imports: Bakery's local-run entry point and the SDK clients.
 MINIMAL_IMPORTS = (
     "bakery_tools.local",
@@ -223,27 +221,6 @@ def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
-def _nested(flat: dict[str, str]) -> dict[str, Any]:
-    """RPC's flat parameters (Tag.1.Key, ResourceId.1) as the nested map an SDK model's from_map reads."""
-    root: dict[str, Any] = {}
-    for key, value in flat.items():
-        *path, leaf = key.split(".")
-        node = root
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-
-    def lists(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        items = {k: lists(v) for k, v in node.items()}
-        if items and all(k.isdigit() for k in items):
-            return [items[k] for k in sorted(items, key=int)]
-        return items
-
-    return lists(root)
-
-
 class Requests:
     """The SDK request of each replayed call: a write as ActionTrail recorded it, a read as the adapter builds
     it, PutEvents with the bus's events. `ids` are taken from the run (any id of the same shape costs the same)."""
@@ -312,38 +289,25 @@ class Requests:
             ]  # fmt: skip
             return models.PutEventsRequest(event_bus_name="bakery", event_list=entries), None
         if action in self.writes:
+            from localcloud.wire import unflatten  # the emulator's reading of flat RPC parameters
+
             params = self.writes[action][index % len(self.writes[action])]
-            return getattr(models, f"{action}Request")().from_map(_nested(params)), params
+            return getattr(models, f"{action}Request")().from_map(unflatten(params)), params
         if action in self.reads:
             return self.reads[action](), None
         raise KeyError(f"no request for {service} {action}: add it to Requests")
 
 
 @contextmanager
-def _canned_transport(answer: Callable[[Any], tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, str]]:
+def _canned_transport(answer: Callable[[Any], tuple[int, dict[str, str], bytes]]) -> Iterator[str]:
     """localcloud.mock's transport (the route a run's SDK calls take), its callback `answer` instead of the
-    emulator. Yields (host, transport name). Falls back to stock `responses` if localcloud.mock changed shape."""
-    import responses
+    emulator. Yields the host to send to."""
+    from localcloud.mock import MOCK_DOMAIN, routing_mock
 
-    methods = (responses.GET, responses.POST, responses.PUT, responses.DELETE, responses.HEAD)
-    try:
-        from localcloud.mock import _URL, MOCK_DOMAIN, _LocalCloudMock, _RecentCalls
-
-        mock: Any = _LocalCloudMock(assert_all_requests_are_fired=False)
-        mock._calls = _RecentCalls()
-        mock._routes = {m: mock.add_callback(m, _URL, callback=answer) for m in methods}
-        for route in mock.registered():
-            route._calls = _RecentCalls()
-        name = "localcloud.mock._LocalCloudMock (a run's)"
-    except (ImportError, AttributeError, TypeError):
-        MOCK_DOMAIN = "localcloud.internal"
-        mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        for m in methods:
-            mock.add_callback(m, re.compile(r"https?://[\w.-]+\.localcloud\.internal/.*"), callback=answer)
-        name = "stock responses.RequestsMock (localcloud.mock changed: NOT a run's transport)"
+    mock = routing_mock(answer)
     mock.start()
     try:
-        yield f"floor.{MOCK_DOMAIN}", name
+        yield f"floor.{MOCK_DOMAIN}"
     finally:
         mock.stop()
         mock.reset()
@@ -367,6 +331,7 @@ def sdk(captured: dict[str, Any], bakes: int, passes: int = 2, check_first: int 
 
     from bakery.clients import client, reset_clients
     from bakery.config import Settings
+    from localcloud.fc.runtime import LOCAL_FC_CREDENTIALS
 
     replies = captured["replies"]
     bodies = [base64.b64decode(r["body"]) for r in replies]
@@ -383,10 +348,11 @@ def sdk(captured: dict[str, Any], bakes: int, passes: int = 2, check_first: int 
         return status, dict(headers), body
 
     problems: list[str] = []
-    with _canned_transport(answer) as (host, transport):
-        key, secret, token = FC_CREDENTIALS
-        settings = Settings(region=captured["region"], cloud_endpoint=host, access_key_id=key,
-                            access_key_secret=secret, security_token=token)  # fmt: skip
+    with _canned_transport(answer) as host:
+        credentials = LOCAL_FC_CREDENTIALS
+        settings = Settings(region=captured["region"], cloud_endpoint=host, access_key_id=credentials.access_key_id,
+                            access_key_secret=credentials.access_key_secret,
+                            security_token=credentials.security_token)  # fmt: skip
         reset_clients()
         clients = {service: client(service, settings) for service in {r["service"] for r in replies}}
 
@@ -451,7 +417,7 @@ def sdk(captured: dict[str, Any], bakes: int, passes: int = 2, check_first: int 
     )
     recorded = sum(captured["run"]["api_calls"].values())
     return {
-        "transport": transport,
+        "transport": "localcloud.mock.routing_mock (a run's), canned answers",
         "calls": len(replies),
         "calls_in_run": recorded,
         "not_replayed": "the deployment's bus setup, made before recording could start"
